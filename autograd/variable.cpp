@@ -1,0 +1,210 @@
+// Variable, grad mode and the backward engine.
+//
+// The engine: collect the nodes reachable from the output's grad_fn (iteratively, so deep networks do not
+// overflow the stack), order them so every node runs after all the nodes that feed gradient into it, then run
+// each node's backward once with the sum of the gradients it received. Leaves accumulate (+=) into grad().
+#include "autograd/variable.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "kernels/elementwise.h"
+
+namespace fg {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+
+bool grad_mode_enabled() { return g_grad_enabled; }
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+
+Variable::Variable(Tensor data, bool requires_grad) : impl_(std::make_shared<VariableImpl>()) {
+  FG_ASSERT(data.defined(), "a Variable needs a defined tensor");
+  impl_->data = std::move(data);
+  if (requires_grad) set_requires_grad(true);
+}
+
+const Tensor& Variable::data() const {
+  FG_ASSERT(impl_, "use of an undefined Variable");
+  return impl_->data;
+}
+
+void Variable::set_data(const Tensor& t) const {
+  FG_ASSERT(impl_, "use of an undefined Variable");
+  FG_CHECK(t.shape() == impl_->data.shape() && t.dtype() == impl_->data.dtype(),
+           "set_data: " << t.str() << " does not match the variable's " << impl_->data.str());
+  impl_->data = t;
+}
+
+const Tensor& Variable::grad() const {
+  FG_ASSERT(impl_, "use of an undefined Variable");
+  return impl_->grad;
+}
+
+void Variable::set_grad(const Tensor& g) const {
+  FG_ASSERT(impl_, "use of an undefined Variable");
+  FG_CHECK(!g.defined() || g.shape() == impl_->data.shape(),
+           "set_grad: gradient " << g.str() << " does not match the variable " << impl_->data.str());
+  impl_->grad = g;
+}
+
+void Variable::zero_grad() const {
+  if (impl_) impl_->grad = Tensor();
+}
+
+void Variable::set_requires_grad(bool r) const {
+  FG_ASSERT(impl_, "use of an undefined Variable");
+  FG_CHECK(is_leaf(), "requires_grad can only be changed on a leaf variable; use detach() for a new leaf");
+  FG_CHECK(!r || dtype_is_floating(impl_->data.dtype()),
+           "only floating-point variables can require gradients, this one is " << dtype_name(impl_->data.dtype()));
+  impl_->requires_grad = r;
+}
+
+const std::shared_ptr<Node>& Variable::grad_fn() const {
+  static const std::shared_ptr<Node> none;
+  return impl_ ? impl_->grad_fn : none;
+}
+
+Variable Variable::detach() const { return Variable(data(), false); }
+
+Variable make_variable_with_grad_fn(Tensor data, std::shared_ptr<Node> fn) {
+  Variable v(std::move(data), false);
+  v.impl_->requires_grad = true;
+  v.impl_->grad_fn = std::move(fn);
+  return v;
+}
+
+bool any_requires_grad(const std::vector<Variable>& inputs) {
+  if (!grad_mode_enabled()) return false;
+  for (const Variable& v : inputs)
+    if (v.defined() && v.requires_grad()) return true;
+  return false;
+}
+
+Variable make_result(Tensor out, std::shared_ptr<Node> node, std::vector<Variable> inputs) {
+  if (!node || !any_requires_grad(inputs)) return Variable(std::move(out));
+  node->inputs = std::move(inputs);
+  return make_variable_with_grad_fn(std::move(out), std::move(node));
+}
+
+namespace {
+
+// Nodes reachable from root, in an order where every node comes before the nodes it sends gradient to.
+std::vector<Node*> topological_order(Node* root) {
+  std::unordered_map<Node*, int> pending;  // how many consumers still have to run before a node may run
+  std::vector<Node*> stack = {root};
+  std::unordered_set<Node*> seen = {root};
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const Variable& in : n->inputs) {
+      Node* next = in.defined() ? in.grad_fn().get() : nullptr;
+      if (!next) continue;
+      ++pending[next];
+      if (seen.insert(next).second) stack.push_back(next);
+    }
+  }
+  std::vector<Node*> order;
+  std::vector<Node*> ready = {root};
+  while (!ready.empty()) {
+    Node* n = ready.back();
+    ready.pop_back();
+    order.push_back(n);
+    for (const Variable& in : n->inputs) {
+      Node* next = in.defined() ? in.grad_fn().get() : nullptr;
+      if (next && --pending[next] == 0) ready.push_back(next);
+    }
+  }
+  return order;
+}
+
+void accumulate(Tensor& slot, const Tensor& g) {
+  if (!slot.defined()) {
+    // Own the buffer: a gradient may alias a saved tensor or another gradient.
+    slot = g.clone();
+  } else {
+    kernels::add_(slot, g);
+  }
+}
+
+// Runs the backward pass. With `capture` set, gradients for those leaves/variables are returned instead of being
+// accumulated into grad().
+std::vector<Tensor> run_backward(const Variable& output, const Tensor& grad_output, bool retain_graph,
+                                 const std::vector<Variable>* capture) {
+  FG_CHECK(output.defined() && output.requires_grad(),
+           "backward: the output does not require a gradient (no input required one, or grad mode was off)");
+  Tensor seed = grad_output;
+  if (!seed.defined()) {
+    FG_CHECK(output.numel() == 1, "backward: the output has " << output.numel()
+                                                              << " elements; pass a gradient or reduce it to one");
+    seed = Tensor::ones(output.shape(), output.dtype(), output.data().device());
+  }
+  FG_CHECK(seed.shape() == output.shape(), "backward: gradient " << seed.str() << " does not match output "
+                                                                 << output.data().str());
+  std::vector<Tensor> captured(capture ? capture->size() : 0);
+  auto capture_index = [&](const VariableImpl* impl) -> int {
+    if (!capture) return -1;
+    for (size_t i = 0; i < capture->size(); ++i)
+      if ((*capture)[i].impl() == impl) return int(i);
+    return -1;
+  };
+
+  if (output.is_leaf()) {
+    const int ci = capture_index(output.impl());
+    if (ci >= 0) accumulate(captured[size_t(ci)], seed);
+    else if (!capture) accumulate(output.impl()->grad, seed);
+    return captured;
+  }
+  Node* root = output.grad_fn().get();
+  std::unordered_map<Node*, Tensor> grads;
+  grads[root] = seed;
+  {
+    const int ci = capture_index(output.impl());
+    if (ci >= 0) captured[size_t(ci)] = seed.clone();
+  }
+  for (Node* node : topological_order(root)) {
+    auto it = grads.find(node);
+    if (it == grads.end()) continue;  // nothing flowed into this node
+    FG_CHECK(!node->released, "backward through the graph a second time (" << node->name()
+                                                                           << "): pass retain_graph=true the first time");
+    // Every backward receives a contiguous gradient, so kernels need not handle strided upstream gradients.
+    const Tensor g = it->second.contiguous();
+    grads.erase(it);
+    std::vector<Tensor> in_grads = node->backward(g);
+    FG_ASSERT(in_grads.size() == node->inputs.size(),
+              node->name() << " returned " << in_grads.size() << " gradients for " << node->inputs.size() << " inputs");
+    for (size_t i = 0; i < in_grads.size(); ++i) {
+      const Variable& in = node->inputs[i];
+      if (!in.defined() || !in.requires_grad() || !in_grads[i].defined()) continue;
+      FG_ASSERT(in_grads[i].shape() == in.shape(), node->name() << " gave gradient " << in_grads[i].str()
+                                                                << " for input " << i << " of shape " << shape_str(in.shape()));
+      const int ci = capture_index(in.impl());
+      if (ci >= 0) accumulate(captured[size_t(ci)], in_grads[i]);
+      if (in.grad_fn()) {
+        accumulate(grads[in.grad_fn().get()], in_grads[i]);
+      } else if (!capture) {
+        accumulate(in.impl()->grad, in_grads[i]);
+      }
+    }
+    if (!retain_graph) {
+      node->release_saved();
+      node->released = true;
+    }
+  }
+  return captured;
+}
+
+}  // namespace
+
+void Variable::backward(const Tensor& grad, bool retain_graph) const {
+  run_backward(*this, grad, retain_graph, nullptr);
+}
+
+std::vector<Tensor> grad(const Variable& output, const std::vector<Variable>& inputs, const Tensor& grad_output,
+                         bool retain_graph) {
+  return run_backward(output, grad_output, retain_graph, &inputs);
+}
+
+}  // namespace fg

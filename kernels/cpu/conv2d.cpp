@@ -1,0 +1,793 @@
+// 2-D convolution on the CPU (groups = 1): the direct-loop reference (conv2d_*_plain, the spec) and the
+// production path (conv2d_*_gemm: im2col column tiles times the weight matrix in OpenBLAS), plus the Tensor-level
+// entry points of kernels/conv2d.h. Every output - y, dx, dw, db - is written (=), never accumulated into what
+// the caller passed.
+//
+// The GEMM path views the convolution as matrices over the flattened output positions j = (n, oh, ow):
+//   col (C*KH*KW, N*OH*OW): col[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 outside)
+//   forward:         y_j  = W (O, CKK) col_j                         per tile of columns
+//   backward-input:  dcol = W^T (CKK, O) dy (O, cols), then col2im    (scatter-add of the rows back onto dx)
+//   backward-weight: dW  += dy (O, cols) col^T (cols, CKK)            summed over the tiles
+// Columns are processed in tiles of about kColumnBudget / rows columns (never fewer than kMinTileColumns), so the
+// column buffer stays bounded however large the image. A tile is either part of one image (then y, dy, and for 1x1
+// stride-1 convolutions x and dx, are read and written in place, with a row stride of OH*OW) or a run of whole
+// images (then dy/y go through a small gathered buffer). Work is split so no two threads ever write the same memory:
+//   forward:         tiles over threads, each owning its output columns; when there are fewer tiles than threads
+//                    (the deep layers of small images), the threads build each tile together and split O instead;
+//   backward-input:  (image group x channel range) over threads, each owning a block of dx;
+//   backward-weight: column ranges of dW over threads (each builds only its rows of col), or row ranges when
+//                    O > C*KH*KW (each reads only its rows of dy).
+// Threads take contiguous ranges (static schedules), so each writes its own pages of the freshly allocated output.
+#include <omp.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "kernels/conv2d.h"
+#include "kernels/matmul.h"
+#include "tensor/error.h"
+
+namespace fg::cpu {
+
+// All the sizes of one convolution.
+struct Conv2dDims {
+  int64_t N, C, H, W;  // x: (N, C, H, W)
+  int64_t O, KH, KW;   // w: (O, C, KH, KW)
+  int64_t OH, OW;      // y: (N, O, OH, OW)
+  int64_t sh, sw, ph, pw, dh, dw;
+  int64_t P() const { return OH * OW; }
+  int64_t KK() const { return KH * KW; }
+  int64_t CKK() const { return C * KH * KW; }
+  // A 1x1 stride-1 unpadded convolution: col is x itself (row c = x[n, c], columns = the H*W pixels).
+  bool pointwise() const { return KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+  // Multiply-adds times 2, in any direction.
+  double flops() const { return 2.0 * double(N) * double(O) * double(P()) * double(CKK()); }
+};
+
+// Convolutions below this many flops run on one thread: waking the OpenMP team costs more than it saves (and far
+// more on a loaded machine).
+constexpr double kParallelFlops = 1.0e6;
+
+// The threads a convolution of this size gets.
+inline int conv_threads(const Conv2dDims& d) { return d.flops() < kParallelFlops ? 1 : omp_get_max_threads(); }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The reference: direct loops.
+
+// x: (N, C, H, W), w: (O, C, KH, KW), b: (O) or null -> y: (N, O, OH, OW), written.
+template <typename T>
+void conv2d_forward_plain(const Conv2dDims& d, const T* x, const T* w, const T* b, T* y) {
+#pragma omp parallel for collapse(2) schedule(static) if (d.flops() > kParallelFlops)
+  for (int64_t n = 0; n < d.N; ++n) {
+    for (int64_t o = 0; o < d.O; ++o) {
+      for (int64_t oh = 0; oh < d.OH; ++oh) {
+        for (int64_t ow = 0; ow < d.OW; ++ow) {
+          T acc = b ? b[o] : T(0);
+          for (int64_t c = 0; c < d.C; ++c) {
+            for (int64_t kh = 0; kh < d.KH; ++kh) {
+              const int64_t ih = oh * d.sh - d.ph + kh * d.dh;
+              if (ih < 0 || ih >= d.H) continue;
+              for (int64_t kw = 0; kw < d.KW; ++kw) {
+                const int64_t iw = ow * d.sw - d.pw + kw * d.dw;
+                if (iw < 0 || iw >= d.W) continue;
+                acc += x[((n * d.C + c) * d.H + ih) * d.W + iw] * w[((o * d.C + c) * d.KH + kh) * d.KW + kw];
+              }
+            }
+          }
+          y[((n * d.O + o) * d.OH + oh) * d.OW + ow] = acc;
+        }
+      }
+    }
+  }
+}
+
+// dy: (N, O, OH, OW), w: (O, C, KH, KW) -> dx: (N, C, H, W), written. Gathers, for each input pixel, every
+// output position whose window covers it: oh = (ih + ph - kh*dh) / sh when that division is exact.
+template <typename T>
+void conv2d_backward_input_plain(const Conv2dDims& d, const T* dy, const T* w, T* dx) {
+#pragma omp parallel for collapse(2) schedule(static) if (d.flops() > kParallelFlops)
+  for (int64_t n = 0; n < d.N; ++n) {
+    for (int64_t c = 0; c < d.C; ++c) {
+      for (int64_t ih = 0; ih < d.H; ++ih) {
+        for (int64_t iw = 0; iw < d.W; ++iw) {
+          T acc = 0;
+          for (int64_t o = 0; o < d.O; ++o) {
+            for (int64_t kh = 0; kh < d.KH; ++kh) {
+              const int64_t th = ih + d.ph - kh * d.dh;
+              if (th < 0 || th % d.sh != 0 || th / d.sh >= d.OH) continue;
+              const int64_t oh = th / d.sh;
+              for (int64_t kw = 0; kw < d.KW; ++kw) {
+                const int64_t tw = iw + d.pw - kw * d.dw;
+                if (tw < 0 || tw % d.sw != 0 || tw / d.sw >= d.OW) continue;
+                const int64_t ow = tw / d.sw;
+                acc += dy[((n * d.O + o) * d.OH + oh) * d.OW + ow] * w[((o * d.C + c) * d.KH + kh) * d.KW + kw];
+              }
+            }
+          }
+          dx[((n * d.C + c) * d.H + ih) * d.W + iw] = acc;
+        }
+      }
+    }
+  }
+}
+
+// dy: (N, O, OH, OW), x: (N, C, H, W) -> dw: (O, C, KH, KW), written.
+template <typename T>
+void conv2d_backward_weight_plain(const Conv2dDims& d, const T* dy, const T* x, T* dw) {
+#pragma omp parallel for collapse(2) schedule(static) if (d.flops() > kParallelFlops)
+  for (int64_t o = 0; o < d.O; ++o) {
+    for (int64_t c = 0; c < d.C; ++c) {
+      for (int64_t kh = 0; kh < d.KH; ++kh) {
+        for (int64_t kw = 0; kw < d.KW; ++kw) {
+          T acc = 0;
+          for (int64_t n = 0; n < d.N; ++n) {
+            for (int64_t oh = 0; oh < d.OH; ++oh) {
+              const int64_t ih = oh * d.sh - d.ph + kh * d.dh;
+              if (ih < 0 || ih >= d.H) continue;
+              for (int64_t ow = 0; ow < d.OW; ++ow) {
+                const int64_t iw = ow * d.sw - d.pw + kw * d.dw;
+                if (iw < 0 || iw >= d.W) continue;
+                acc += dy[((n * d.O + o) * d.OH + oh) * d.OW + ow] * x[((n * d.C + c) * d.H + ih) * d.W + iw];
+              }
+            }
+          }
+          dw[((o * d.C + c) * d.KH + kh) * d.KW + kw] = acc;
+        }
+      }
+    }
+  }
+}
+
+// dy: (N, O, P) with P = OH*OW -> db: (O), written.
+template <typename T>
+void conv2d_backward_bias(int64_t N, int64_t O, int64_t P, const T* dy, T* db) {
+#pragma omp parallel for if (N * O * P > 65536) schedule(static)
+  for (int64_t o = 0; o < O; ++o) {
+    T acc = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* row = dy + (n * O + o) * P;
+      for (int64_t p = 0; p < P; ++p) acc += row[p];
+    }
+    db[o] = acc;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The GEMM path.
+
+namespace {
+
+// Column-buffer elements per thread: 1 MiB of f32, one L2 cache here, so the buffer im2col writes is still cached
+// when the GEMM packs it (measured best among 512 KiB .. 4 MiB on the benchmark shapes), and bounded for any image.
+constexpr int64_t kColumnBudget = int64_t(1) << 18;
+// Tiles are never narrower than this, even if the buffer outgrows the budget (up to 128 * C*KH*KW elements): every
+// tile's GEMM packs the whole weight matrix again, which must be amortised over enough columns.
+constexpr int64_t kMinTileColumns = 128;
+
+// Output positions [0, N*P) cut into tiles: `per_image` > 0 splits each image into that many tiles of at most
+// `width` columns; otherwise each tile holds `images` whole images.
+struct ColumnTiles {
+  int64_t N = 0, P = 0;
+  int64_t per_image = 0;
+  int64_t images = 1;
+  int64_t width = 0;
+  int64_t count = 0;
+
+  // Columns [j0, j1) of tile t.
+  void range(int64_t t, int64_t& j0, int64_t& j1) const {
+    if (per_image > 0) {
+      const int64_t n = t / per_image, i = t % per_image;
+      j0 = n * P + i * width;
+      j1 = n * P + std::min(P, (i + 1) * width);
+    } else {
+      j0 = t * images * P;
+      j1 = std::min(N, (t + 1) * images) * P;
+    }
+  }
+  // Every tile lies inside one image (so y, dy, x and dx blocks can be addressed in place, row stride P).
+  bool single_image() const { return per_image > 0 || images == 1; }
+  // Image groups: the tiles of one group touch only that group's images; tiles [first, last) of group g.
+  int64_t groups() const { return per_image > 0 ? N : count; }
+  void group_tiles(int64_t g, int64_t& first, int64_t& last) const {
+    if (per_image > 0) {
+      first = g * per_image;
+      last = first + per_image;
+    } else {
+      first = g;
+      last = g + 1;
+    }
+  }
+};
+
+// Tiles of about `target` columns (at least kMinTileColumns).
+ColumnTiles plan_tiles(int64_t N, int64_t P, int64_t target) {
+  ColumnTiles t;
+  t.N = N;
+  t.P = P;
+  target = std::max(target, kMinTileColumns);
+  if (P >= target) {
+    t.per_image = (P + target - 1) / target;
+    t.width = (P + t.per_image - 1) / t.per_image;  // equal widths rather than one short remainder
+    t.count = N * t.per_image;
+  } else {
+    t.images = std::max<int64_t>(1, std::min(N, target / P));
+    t.count = (N + t.images - 1) / t.images;
+    t.images = (N + t.count - 1) / t.count;  // spread the images evenly over the tiles
+    t.width = t.images * P;
+  }
+  return t;
+}
+
+int64_t budget_columns(int64_t rows) { return kColumnBudget / std::max<int64_t>(1, rows); }
+
+template <typename T>
+std::unique_ptr<T[]> scratch(int64_t n) {
+  return std::unique_ptr<T[]>(new T[size_t(std::max<int64_t>(n, 1))]);
+}
+
+// Short contiguous runs (one output row, often 2..32 elements) are what im2col and col2im move. The generic loops
+// below compile to a vector body plus a scalar tail that dominates at these lengths; for f32 with AVX-512 a run is
+// instead whole 16-lane vectors plus one masked vector.
+template <typename T>
+inline void copy_run(const T* src, T* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+template <typename T>
+inline void zero_run(T* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = T(0);
+}
+template <typename T>
+inline void add_run(const T* src, T* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+// dst[i] = src[i * stride]: the input row a strided convolution's kernel column reads.
+template <typename T>
+inline void copy_run_strided(const T* src, int64_t stride, T* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i * stride];
+}
+#if defined(__AVX512F__)
+inline __mmask16 tail_mask(int64_t n) { return __mmask16((1u << n) - 1u); }  // n in [0, 16]
+template <>
+inline void copy_run<float>(const float* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
+  }
+}
+template <>
+inline void zero_run<float>(float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_setzero_ps());
+  if (i < n) _mm512_mask_storeu_ps(dst + i, tail_mask(n - i), _mm512_setzero_ps());
+}
+template <>
+inline void add_run<float>(const float* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i)));
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i)));
+  }
+}
+// Stride 2 (ResNet's downsampling convolutions): two loads and one even-lane permute per 16 outputs. Loads are
+// masked to the 2n - 1 inputs actually read, so nothing past the row's last used element is touched.
+template <>
+inline void copy_run_strided<float>(const float* src, int64_t stride, float* dst, int64_t n) {
+  if (stride != 2) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i * stride];
+    return;
+  }
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 lo = _mm512_loadu_ps(src + 2 * i);
+    const __m512 hi = _mm512_maskz_loadu_ps(tail_mask(15), src + 2 * i + 16);
+    _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(lo, even, hi));
+  }
+  if (i < n) {
+    const int64_t needed = 2 * (n - i) - 1;  // inputs read by the last n - i outputs, at most 29
+    const __m512 lo = _mm512_maskz_loadu_ps(tail_mask(std::min<int64_t>(needed, 16)), src + 2 * i);
+    const __m512 hi = needed > 16 ? _mm512_maskz_loadu_ps(tail_mask(needed - 16), src + 2 * i + 16) : _mm512_setzero_ps();
+    _mm512_mask_storeu_ps(dst + i, tail_mask(n - i), _mm512_permutex2var_ps(lo, even, hi));
+  }
+}
+#endif
+
+// For kernel column kw: output columns ow in [lo, hi) read an input column inside [0, W).
+inline void valid_ow_range(const Conv2dDims& d, int64_t kw, int64_t& lo, int64_t& hi) {
+  const int64_t iw0 = kw * d.dw - d.pw;  // input column of ow = 0
+  lo = iw0 >= 0 ? 0 : (-iw0 + d.sw - 1) / d.sw;
+  hi = d.W - iw0 <= 0 ? 0 : (d.W - iw0 + d.sw - 1) / d.sw;
+  lo = std::min(lo, d.OW);
+  hi = std::max(lo, std::min(hi, d.OW));
+}
+
+// Output rows shorter than this are moved element by element through a table (below) instead of in runs.
+constexpr int64_t kShortRow = 16;
+
+// For small outputs (the deep layers: OW of 2..8), im2col's runs are so short that their bookkeeping costs more
+// than the copying. There a table of input offsets replaces them: taps[t * P + p] = ih * W + iw for tap
+// t = (kh, kw) at output position p = (oh, ow), or -1 where the tap reads the zero padding. Empty otherwise.
+std::vector<int32_t> tap_table(const Conv2dDims& d) {
+  if (d.OW >= kShortRow || d.KK() * d.P() > (int64_t(1) << 20)) return {};
+  std::vector<int32_t> taps(size_t(d.KK() * d.P()));
+  for (int64_t kh = 0; kh < d.KH; ++kh)
+    for (int64_t kw = 0; kw < d.KW; ++kw)
+      for (int64_t oh = 0; oh < d.OH; ++oh)
+        for (int64_t ow = 0; ow < d.OW; ++ow) {
+          const int64_t ih = oh * d.sh - d.ph + kh * d.dh, iw = ow * d.sw - d.pw + kw * d.dw;
+          const bool inside = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W;
+          taps[size_t(((kh * d.KW + kw) * d.OH + oh) * d.OW + ow)] = inside ? int32_t(ih * d.W + iw) : -1;
+        }
+  return taps;
+}
+
+// x: (N, C, H, W) -> col: rows [r0, r1) of the column matrix, columns [j0, j1), row stride ldcol, written.
+// With a tap table (see tap_table), element by element through it.
+template <typename T>
+void im2col_table(const Conv2dDims& d, const int32_t* taps, const T* x, int64_t r0, int64_t r1, int64_t j0,
+                  int64_t j1, T* col, int64_t ldcol) {
+  const int64_t P = d.P(), KK = d.KK(), HW = d.H * d.W;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t c = r / KK;
+    const int32_t* tap = taps + (r % KK) * P;
+    for (int64_t j = j0; j < j1;) {
+      const int64_t n = j / P, p0 = j % P, len = std::min(P - p0, j1 - j);
+      const T* src = x + (n * d.C + c) * HW;
+      const int32_t* t = tap + p0;
+      T* out = col + (r - r0) * ldcol + (j - j0);  // out[k] is column (n, p0 + k)
+      for (int64_t k = 0; k < len; ++k) out[k] = t[k] >= 0 ? src[t[k]] : T(0);
+      j += len;
+    }
+  }
+}
+
+// col: rows [c0*KK, c1*KK), columns [j0, j1) -> dx, accumulated (+=), through a tap table. Within one row the
+// taps of different outputs are different pixels, so the row's scatter has no collisions.
+template <typename T>
+void col2im_table(const Conv2dDims& d, const int32_t* taps, const T* col, int64_t ldcol, int64_t c0, int64_t c1,
+                  int64_t j0, int64_t j1, T* dx) {
+  const int64_t P = d.P(), KK = d.KK(), HW = d.H * d.W;
+  for (int64_t r = c0 * KK; r < c1 * KK; ++r) {
+    const int64_t c = r / KK;
+    const int32_t* tap = taps + (r % KK) * P;
+    for (int64_t j = j0; j < j1;) {
+      const int64_t n = j / P, p0 = j % P, len = std::min(P - p0, j1 - j);
+      T* dst = dx + (n * d.C + c) * HW;
+      const int32_t* t = tap + p0;
+      const T* in = col + (r - c0 * KK) * ldcol + (j - j0);  // in[k] is column (n, p0 + k)
+      for (int64_t k = 0; k < len; ++k)
+        if (t[k] >= 0) dst[t[k]] += in[k];
+      j += len;
+    }
+  }
+}
+
+// x: (N, C, H, W) -> col: rows [r0, r1) of the column matrix, columns [j0, j1), row stride ldcol, written.
+// Each row is walked in runs of one output row (n, oh): zeros, a (strided) copy of one input row, zeros. Plain
+// loops with running indices rather than memcpy calls and divisions: the runs are short (OW is 2..64 on the
+// networks' deep layers), so per-run overhead is what im2col costs.
+template <typename T>
+void im2col(const Conv2dDims& d, const std::vector<int32_t>& taps, const T* x, int64_t r0, int64_t r1, int64_t j0,
+            int64_t j1, T* col, int64_t ldcol) {
+  if (!taps.empty()) return im2col_table(d, taps.data(), x, r0, r1, j0, j1, col, ldcol);
+  const int64_t P = d.P(), KK = d.KK(), HW = d.H * d.W;
+  const int64_t n_first = j0 / P, oh_first = (j0 % P) / d.OW, ow_first = j0 % d.OW;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t c = r / KK, kh = (r % KK) / d.KW, kw = r % d.KW;
+    const int64_t iw0 = kw * d.dw - d.pw;  // input column of ow = 0
+    int64_t lo, hi;
+    valid_ow_range(d, kw, lo, hi);
+    T* out = col + (r - r0) * ldcol;
+    int64_t n = n_first, oh = oh_first, ow_start = ow_first;
+    for (int64_t j = j0; j < j1;) {
+      const int64_t ow_end = std::min(d.OW, ow_start + (j1 - j));
+      const int64_t ih = oh * d.sh - d.ph + kh * d.dh;
+      // out[ow - ow_start] is column (n, oh, ow).
+      if (ih < 0 || ih >= d.H) {
+        zero_run(out, ow_end - ow_start);
+      } else {
+        const T* src = x + (n * d.C + c) * HW + ih * d.W;  // x[n, c, ih, :]
+        const int64_t a = std::clamp(lo, ow_start, ow_end), b = std::clamp(hi, a, ow_end);
+        for (int64_t ow = ow_start; ow < a; ++ow) out[ow - ow_start] = T(0);
+        if (d.sw == 1) {
+          copy_run(src + (a + iw0), out + (a - ow_start), b - a);
+        } else if (b > a) {
+          copy_run_strided(src + (a * d.sw + iw0), d.sw, out + (a - ow_start), b - a);
+        }
+        for (int64_t ow = b; ow < ow_end; ++ow) out[ow - ow_start] = T(0);
+      }
+      out += ow_end - ow_start;
+      j += ow_end - ow_start;
+      ow_start = 0;
+      if (++oh == d.OH) {
+        oh = 0;
+        ++n;
+      }
+    }
+  }
+}
+
+// col: rows [c0*KK, c1*KK) (channels c0..c1), columns [j0, j1), row stride ldcol -> dx: (N, C, H, W),
+// accumulated (+=) into those channels of the images the columns belong to. The same walk as im2col.
+template <typename T>
+void col2im(const Conv2dDims& d, const std::vector<int32_t>& taps, const T* col, int64_t ldcol, int64_t c0,
+            int64_t c1, int64_t j0, int64_t j1, T* dx) {
+  if (!taps.empty()) return col2im_table(d, taps.data(), col, ldcol, c0, c1, j0, j1, dx);
+  const int64_t P = d.P(), KK = d.KK(), HW = d.H * d.W;
+  const int64_t n_first = j0 / P, oh_first = (j0 % P) / d.OW, ow_first = j0 % d.OW;
+  for (int64_t r = c0 * KK; r < c1 * KK; ++r) {
+    const int64_t c = r / KK, kh = (r % KK) / d.KW, kw = r % d.KW;
+    const int64_t iw0 = kw * d.dw - d.pw;
+    int64_t lo, hi;
+    valid_ow_range(d, kw, lo, hi);
+    const T* in = col + (r - c0 * KK) * ldcol;
+    int64_t n = n_first, oh = oh_first, ow_start = ow_first;
+    for (int64_t j = j0; j < j1;) {
+      const int64_t ow_end = std::min(d.OW, ow_start + (j1 - j));
+      const int64_t ih = oh * d.sh - d.ph + kh * d.dh;
+      if (ih >= 0 && ih < d.H) {
+        // in[ow - ow_start] is column (n, oh, ow).
+        T* dst = dx + (n * d.C + c) * HW + ih * d.W;  // dx[n, c, ih, :]
+        const int64_t a = std::clamp(lo, ow_start, ow_end), b = std::clamp(hi, a, ow_end);
+        if (d.sw == 1) {
+          add_run(in + (a - ow_start), dst + (a + iw0), b - a);
+        } else {
+          for (int64_t ow = a; ow < b; ++ow) dst[ow * d.sw + iw0] += in[ow - ow_start];
+        }
+      }
+      in += ow_end - ow_start;
+      j += ow_end - ow_start;
+      ow_start = 0;
+      if (++oh == d.OH) {
+        oh = 0;
+        ++n;
+      }
+    }
+  }
+}
+
+// Rows [0, rows) of an (N, *, P) tensor whose images lie image_stride elements apart (t points at row 0 of image
+// 0), for columns [j0, j1): in place when they lie in one image (row stride P), otherwise gathered into buf (row
+// stride j1 - j0). Returns the pointer and sets ld.
+template <typename T>
+const T* gather_columns(const T* t, int64_t rows, int64_t image_stride, int64_t P, int64_t j0, int64_t j1, T* buf,
+                        int64_t& ld) {
+  const int64_t n0 = j0 / P;
+  if ((j1 - 1) / P == n0) {
+    ld = P;
+    return t + n0 * image_stride + (j0 - n0 * P);
+  }
+  ld = j1 - j0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = j0; j < j1; j += P) {  // tiles of whole images: j0 and j1 are multiples of P
+      copy_run(t + (j / P) * image_stride + r * P, buf + r * ld + (j - j0), P);
+    }
+  }
+  return buf;
+}
+
+// Forward of output channels [o0, o1) for columns [j0, j1): y[n, o, p] = b[o] + W[o, :] B[:, j]. B: the tile's
+// column matrix (row stride ldb); ybuf (O, cols) stands in for y when the tile spans several images.
+template <typename T>
+void forward_tile(const Conv2dDims& d, const T* w, const T* b, const T* B, int64_t ldb, int64_t j0, int64_t j1,
+                  int64_t o0, int64_t o1, T* ybuf, T* y) {
+  const int64_t P = d.P(), CKK = d.CKK(), cols = j1 - j0, n0 = j0 / P;
+  const bool one_image = (j1 - 1) / P == n0;
+  T* Y = one_image ? y + n0 * d.O * P + (j0 - n0 * P) : ybuf;
+  const int64_t ldy = one_image ? P : cols;
+  // The bias goes in first and the product accumulates onto it (beta = 1).
+  if (b) {
+    for (int64_t o = o0; o < o1; ++o) std::fill(Y + o * ldy, Y + o * ldy + cols, b[o]);
+  }
+  gemm_blas(false, false, o1 - o0, cols, CKK, T(1), w + o0 * CKK, CKK, B, ldb, b ? T(1) : T(0), Y + o0 * ldy, ldy);
+  if (!one_image) {
+    for (int64_t n = n0; n * P < j1; ++n)
+      for (int64_t o = o0; o < o1; ++o) copy_run(Y + o * ldy + (n * P - j0), y + (n * d.O + o) * P, P);
+  }
+}
+
+}  // namespace
+
+// x: (N, C, H, W), w: (O, C, KH, KW), b: (O) or null -> y: (N, O, OH, OW), written.
+template <typename T>
+void conv2d_forward_gemm(const Conv2dDims& d, const T* x, const T* w, const T* b, T* y) {
+  const int64_t P = d.P(), CKK = d.CKK(), total = d.N * P;
+  if (total == 0) return;
+  const int threads = conv_threads(d);
+  const ColumnTiles tiles = plan_tiles(d.N, P, budget_columns(CKK));
+  const bool pointwise = d.pointwise();
+  const std::vector<int32_t> taps = tap_table(d);
+  if (tiles.count >= threads) {
+    // Enough tiles to go round: each thread builds its own tile's columns and computes all its outputs.
+#pragma omp parallel num_threads(threads)
+    {
+      auto col = scratch<T>(pointwise && tiles.single_image() ? 0 : CKK * tiles.width);
+      auto ybuf = scratch<T>(tiles.single_image() ? 0 : d.O * tiles.width);
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < tiles.count; ++t) {
+        int64_t j0, j1;
+        tiles.range(t, j0, j1);
+        const int64_t n0 = j0 / P;
+        if (pointwise && tiles.single_image()) {
+          forward_tile(d, w, b, x + n0 * d.C * P + (j0 - n0 * P), P, j0, j1, 0, d.O, ybuf.get(), y);
+        } else {
+          im2col(d, taps, x, 0, CKK, j0, j1, col.get(), j1 - j0);
+          forward_tile(d, w, b, col.get(), j1 - j0, j0, j1, 0, d.O, ybuf.get(), y);
+        }
+      }
+    }
+    return;
+  }
+  // Few output positions (the deep layers of small images): narrow per-thread tiles would make every thread pack
+  // the whole weight matrix for a sliver of columns. Instead the threads build each tile's columns together, then
+  // split the output channels, so each packs only its rows of W.
+  auto col = scratch<T>(pointwise && tiles.single_image() ? 0 : CKK * tiles.width);
+  auto ybuf = scratch<T>(tiles.single_image() ? 0 : d.O * tiles.width);
+  const int64_t row_block = (CKK + threads - 1) / threads;
+  const int64_t o_block = std::min(d.O, ((d.O + threads - 1) / threads + 15) / 16 * 16);
+  for (int64_t t = 0; t < tiles.count; ++t) {
+    int64_t j0, j1;
+    tiles.range(t, j0, j1);
+    const int64_t n0 = j0 / P;
+    const bool direct = pointwise && tiles.single_image();
+    const T* B = direct ? x + n0 * d.C * P + (j0 - n0 * P) : col.get();
+    const int64_t ldb = direct ? P : j1 - j0;
+#pragma omp parallel num_threads(threads)
+    {
+      if (!direct) {
+#pragma omp for schedule(static)
+        for (int64_t r0 = 0; r0 < CKK; r0 += row_block)
+          im2col(d, taps, x, r0, std::min(CKK, r0 + row_block), j0, j1, col.get() + r0 * ldb, ldb);
+      }
+#pragma omp for schedule(static)
+      for (int64_t o0 = 0; o0 < d.O; o0 += o_block)
+        forward_tile(d, w, b, B, ldb, j0, j1, o0, std::min(d.O, o0 + o_block), ybuf.get(), y);
+    }
+  }
+}
+
+// dy: (N, O, OH, OW), w: (O, C, KH, KW) -> dx: (N, C, H, W), written.
+template <typename T>
+void conv2d_backward_input_gemm(const Conv2dDims& d, const T* dy, const T* w, T* dx) {
+  const int64_t P = d.P(), KK = d.KK(), CKK = d.CKK(), HW = d.H * d.W;
+  if (d.N * P == 0) {
+    std::fill(dx, dx + d.N * d.C * HW, T(0));
+    return;
+  }
+  const int threads = conv_threads(d);
+  // Work items own disjoint blocks of dx: (image group, channel range). Channels are split only when there are
+  // fewer image groups than threads.
+  const ColumnTiles probe = plan_tiles(d.N, P, budget_columns(CKK));
+  const int64_t channel_splits =
+      probe.groups() >= threads ? 1 : std::min<int64_t>(d.C, (threads + probe.groups() - 1) / probe.groups());
+  const int64_t channels_per_item = (d.C + channel_splits - 1) / channel_splits;
+  const ColumnTiles tiles = plan_tiles(d.N, P, budget_columns(channels_per_item * KK));
+  const int64_t items = tiles.groups() * channel_splits;
+  const bool pointwise = d.pointwise();
+  const std::vector<int32_t> taps = tap_table(d);
+#pragma omp parallel num_threads(std::min<int64_t>(threads, items))
+  {
+    auto dcol = scratch<T>(pointwise && tiles.single_image() ? 0 : channels_per_item * KK * tiles.width);
+    auto dybuf = scratch<T>(tiles.single_image() ? 0 : d.O * tiles.width);
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t g = item / channel_splits;
+      const int64_t c0 = (item % channel_splits) * channels_per_item;
+      const int64_t c1 = std::min(d.C, c0 + channels_per_item);
+      if (c0 >= c1) continue;
+      int64_t first, last;
+      tiles.group_tiles(g, first, last);
+      int64_t gj0, gj1, unused;
+      tiles.range(first, gj0, unused);
+      tiles.range(last - 1, unused, gj1);
+      for (int64_t n = gj0 / P; n * P < gj1; ++n)
+        std::fill(dx + (n * d.C + c0) * HW, dx + (n * d.C + c1) * HW, T(0));
+      for (int64_t t = first; t < last; ++t) {
+        int64_t j0, j1;
+        tiles.range(t, j0, j1);
+        const int64_t cols = j1 - j0, n0 = j0 / P;
+        int64_t lddy;
+        const T* DY = gather_columns(dy, d.O, d.O * P, P, j0, j1, dybuf.get(), lddy);
+        // W[:, c0*KK : c1*KK] transposed: rows (c, kh, kw) of this item's channels.
+        const T* Wt = w + c0 * KK;
+        if (pointwise && tiles.single_image()) {
+          T* DX = dx + (n0 * d.C + c0) * HW + (j0 - n0 * P);
+          gemm_blas(true, false, c1 - c0, cols, d.O, T(1), Wt, CKK, DY, lddy, T(0), DX, HW);
+        } else {
+          gemm_blas(true, false, (c1 - c0) * KK, cols, d.O, T(1), Wt, CKK, DY, lddy, T(0), dcol.get(), cols);
+          col2im(d, taps, dcol.get(), cols, c0, c1, j0, j1, dx);
+        }
+      }
+    }
+  }
+}
+
+// dy: (N, O, OH, OW), x: (N, C, H, W) -> dw: (O, C, KH, KW), written.
+template <typename T>
+void conv2d_backward_weight_gemm(const Conv2dDims& d, const T* dy, const T* x, T* dw) {
+  const int64_t P = d.P(), CKK = d.CKK();
+  if (d.N * P == 0) {
+    std::fill(dw, dw + d.O * CKK, T(0));
+    return;
+  }
+  const int threads = conv_threads(d);
+  // Each item owns a block of dW (O, CKK), so no reduction is needed: a range of its columns when CKK >= O (the
+  // item then builds only those rows of col), otherwise a range of its rows (the item builds all of col but reads
+  // only its rows of dy). Either way the per-item duplicated work - packing all of dy, or building all of col - is
+  // on the smaller side. Ranges are multiples of 16 so the GEMM sees whole micro-tiles.
+  const bool split_outputs = d.O > CKK;
+  const int64_t extent = split_outputs ? d.O : CKK;
+  const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(threads, extent / 16));
+  const int64_t per_item = std::min(extent, ((extent + splits - 1) / splits + 15) / 16 * 16);
+  const int64_t items = (extent + per_item - 1) / per_item;
+  const int64_t col_rows = split_outputs ? CKK : per_item;
+  const ColumnTiles tiles = plan_tiles(d.N, P, budget_columns(col_rows));
+  const bool pointwise = d.pointwise();
+  const std::vector<int32_t> taps = tap_table(d);
+#pragma omp parallel num_threads(std::min<int64_t>(threads, items))
+  {
+    auto col = scratch<T>(pointwise && tiles.single_image() ? 0 : col_rows * tiles.width);
+    auto dybuf = scratch<T>(tiles.single_image() ? 0 : (split_outputs ? per_item : d.O) * tiles.width);
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t start = item * per_item, end = std::min(extent, start + per_item);
+      const int64_t o0 = split_outputs ? start : 0, o1 = split_outputs ? end : d.O;
+      const int64_t r0 = split_outputs ? 0 : start, r1 = split_outputs ? CKK : end;
+      for (int64_t t = 0; t < tiles.count; ++t) {
+        int64_t j0, j1;
+        tiles.range(t, j0, j1);
+        const int64_t cols = j1 - j0, n0 = j0 / P;
+        int64_t lddy;
+        const T* DY = gather_columns(dy + o0 * P, o1 - o0, d.O * P, P, j0, j1, dybuf.get(), lddy);
+        const T* B = col.get();
+        int64_t ldb = cols;
+        if (pointwise && tiles.single_image()) {
+          B = x + (n0 * d.C + r0) * P + (j0 - n0 * P);
+          ldb = P;
+        } else {
+          im2col(d, taps, x, r0, r1, j0, j1, col.get(), cols);
+        }
+        gemm_blas(false, true, o1 - o0, r1 - r0, cols, T(1), DY, lddy, B, ldb, t == 0 ? T(0) : T(1),
+                  dw + o0 * CKK + r0, CKK);
+      }
+    }
+  }
+}
+
+}  // namespace fg::cpu
+
+namespace fg::kernels {
+
+namespace {
+
+void check_geometry(const Conv2dGeometry& g) {
+  FG_CHECK(g.stride_h >= 1 && g.stride_w >= 1,
+           "conv2d: stride (" << g.stride_h << ", " << g.stride_w << ") must be at least 1");
+  FG_CHECK(g.dilation_h >= 1 && g.dilation_w >= 1,
+           "conv2d: dilation (" << g.dilation_h << ", " << g.dilation_w << ") must be at least 1");
+  FG_CHECK(g.pad_h >= 0 && g.pad_w >= 0, "conv2d: padding (" << g.pad_h << ", " << g.pad_w << ") must not be negative");
+}
+
+void check_cpu(const Tensor& t, const char* what) {
+  FG_CHECK(t.device().is_cpu(), "conv2d: the CUDA kernel is not built yet; " << what << " is on " << t.device().str()
+                                                                             << ", move it to the CPU");
+}
+
+cpu::Conv2dDims make_dims(const Shape& xs, const Shape& ws, const Conv2dGeometry& g) {
+  FG_CHECK(xs.size() == 4, "conv2d: x must be (N, C, H, W), got " << shape_str(xs));
+  FG_CHECK(ws.size() == 4, "conv2d: w must be (O, C, KH, KW), got " << shape_str(ws));
+  FG_CHECK(xs[1] == ws[1], "conv2d: x " << shape_str(xs) << " has " << xs[1] << " channels but w " << shape_str(ws)
+                                        << " expects " << ws[1] << " (groups = 1)");
+  FG_CHECK(ws[0] >= 1 && ws[1] >= 1 && ws[2] >= 1 && ws[3] >= 1,
+           "conv2d: w " << shape_str(ws) << " is empty; every dim of (O, C, KH, KW) must be at least 1");
+  const auto [OH, OW] = conv2d_output_size(xs[2], xs[3], ws[2], ws[3], g);
+  return {xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], OH, OW,
+          g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dilation_h, g.dilation_w};
+}
+
+void check_grad_out(const Tensor& grad_out, const cpu::Conv2dDims& d) {
+  const Shape expected{d.N, d.O, d.OH, d.OW};
+  FG_CHECK(grad_out.shape() == expected,
+           "conv2d backward: grad_out is " << shape_str(grad_out.shape()) << " but the output is " << shape_str(expected));
+}
+
+void check_dtypes(const Tensor& a, const char* an, const Tensor& b, const char* bn) {
+  FG_CHECK(a.dtype() == b.dtype(), "conv2d: " << an << " is " << dtype_name(a.dtype()) << " but " << bn << " is "
+                                             << dtype_name(b.dtype()) << "; cast them to the same dtype");
+}
+
+}  // namespace
+
+std::pair<int64_t, int64_t> conv2d_output_size(int64_t H, int64_t W, int64_t KH, int64_t KW, const Conv2dGeometry& g) {
+  check_geometry(g);
+  const int64_t eff_h = g.dilation_h * (KH - 1) + 1, eff_w = g.dilation_w * (KW - 1) + 1;
+  FG_CHECK(H + 2 * g.pad_h >= eff_h && W + 2 * g.pad_w >= eff_w,
+           "conv2d: the input " << H << "x" << W << " padded by (" << g.pad_h << ", " << g.pad_w
+                                << ") is smaller than the dilated kernel " << eff_h << "x" << eff_w
+                                << "; use a larger input, more padding or a smaller kernel/dilation");
+  return {(H + 2 * g.pad_h - eff_h) / g.stride_h + 1, (W + 2 * g.pad_w - eff_w) / g.stride_w + 1};
+}
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dGeometry& g, Conv2dAlgo algo) {
+  FG_CHECK(x.defined() && w.defined(), "conv2d: x and w must be defined");
+  const cpu::Conv2dDims d = make_dims(x.shape(), w.shape(), g);
+  check_dtypes(x, "x", w, "w");
+  check_cpu(x, "x");
+  check_cpu(w, "w");
+  if (b.defined()) {
+    FG_CHECK(b.dim() == 1 && b.size(0) == d.O, "conv2d: bias " << shape_str(b.shape()) << " should be (" << d.O << ")");
+    check_dtypes(x, "x", b, "bias");
+    check_cpu(b, "bias");
+  }
+  Tensor out = Tensor::empty({d.N, d.O, d.OH, d.OW}, x.dtype());
+  const Tensor xc = x.contiguous(), wc = w.contiguous(), bc = b.defined() ? b.contiguous() : Tensor();
+  FG_DISPATCH_FLOATING(x.dtype(), "conv2d", [&] {
+    const scalar_t* pb = bc.defined() ? bc.data<scalar_t>() : nullptr;
+    if (algo == Conv2dAlgo::PLAIN)
+      cpu::conv2d_forward_plain(d, xc.data<scalar_t>(), wc.data<scalar_t>(), pb, out.data<scalar_t>());
+    else
+      cpu::conv2d_forward_gemm(d, xc.data<scalar_t>(), wc.data<scalar_t>(), pb, out.data<scalar_t>());
+  });
+  return out;
+}
+
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shape& x_shape, const Conv2dGeometry& g,
+                             Conv2dAlgo algo) {
+  FG_CHECK(grad_out.defined() && w.defined(), "conv2d backward: grad_out and w must be defined");
+  const cpu::Conv2dDims d = make_dims(x_shape, w.shape(), g);
+  check_grad_out(grad_out, d);
+  check_dtypes(grad_out, "grad_out", w, "w");
+  check_cpu(grad_out, "grad_out");
+  check_cpu(w, "w");
+  Tensor dx = Tensor::empty(x_shape, w.dtype());
+  const Tensor dyc = grad_out.contiguous(), wc = w.contiguous();
+  FG_DISPATCH_FLOATING(w.dtype(), "conv2d", [&] {
+    if (algo == Conv2dAlgo::PLAIN)
+      cpu::conv2d_backward_input_plain(d, dyc.data<scalar_t>(), wc.data<scalar_t>(), dx.data<scalar_t>());
+    else
+      cpu::conv2d_backward_input_gemm(d, dyc.data<scalar_t>(), wc.data<scalar_t>(), dx.data<scalar_t>());
+  });
+  return dx;
+}
+
+Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& w_shape,
+                              const Conv2dGeometry& g, Conv2dAlgo algo) {
+  FG_CHECK(grad_out.defined() && x.defined(), "conv2d backward: grad_out and x must be defined");
+  const cpu::Conv2dDims d = make_dims(x.shape(), w_shape, g);
+  check_grad_out(grad_out, d);
+  check_dtypes(grad_out, "grad_out", x, "x");
+  check_cpu(grad_out, "grad_out");
+  check_cpu(x, "x");
+  Tensor dw = Tensor::empty(w_shape, x.dtype());
+  const Tensor dyc = grad_out.contiguous(), xc = x.contiguous();
+  FG_DISPATCH_FLOATING(x.dtype(), "conv2d", [&] {
+    if (algo == Conv2dAlgo::PLAIN)
+      cpu::conv2d_backward_weight_plain(d, dyc.data<scalar_t>(), xc.data<scalar_t>(), dw.data<scalar_t>());
+    else
+      cpu::conv2d_backward_weight_gemm(d, dyc.data<scalar_t>(), xc.data<scalar_t>(), dw.data<scalar_t>());
+  });
+  return dw;
+}
+
+Tensor conv2d_backward_bias(const Tensor& grad_out) {
+  FG_CHECK(grad_out.defined() && grad_out.dim() == 4,
+           "conv2d backward: grad_out must be (N, O, OH, OW), got "
+               << (grad_out.defined() ? shape_str(grad_out.shape()) : std::string("undefined")));
+  check_cpu(grad_out, "grad_out");
+  const int64_t N = grad_out.size(0), O = grad_out.size(1), P = grad_out.size(2) * grad_out.size(3);
+  Tensor db = Tensor::empty({O}, grad_out.dtype());
+  const Tensor dyc = grad_out.contiguous();
+  FG_DISPATCH_FLOATING(grad_out.dtype(), "conv2d", [&] {
+    cpu::conv2d_backward_bias(N, O, P, dyc.data<scalar_t>(), db.data<scalar_t>());
+  });
+  return db;
+}
+
+}  // namespace fg::kernels

@@ -1,0 +1,160 @@
+// Tensor: construction, views without copies, contiguous(), copies with dtype conversion, f16/bf16 rounding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "tensor/tensor.h"
+#include "tests/support/test_util.h"
+
+namespace fg {
+namespace {
+
+Tensor iota(const Shape& s, DType dt = DType::F32) { return Tensor::arange(shape_numel(s), dt).view(s); }
+
+TEST(Tensor, EmptyHasContiguousStridesAndAlignedStorage) {
+  Tensor t = Tensor::empty({2, 3, 4});
+  EXPECT_EQ(t.strides(), (Shape{12, 4, 1}));
+  EXPECT_TRUE(t.is_contiguous());
+  EXPECT_EQ(t.numel(), 24);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw_data()) % kCpuAlignment, 0u);
+  EXPECT_EQ(t.str(), "f32(2, 3, 4) cpu");
+}
+
+TEST(Tensor, ScalarAndZeroSized) {
+  Tensor s = Tensor::scalar(2.5);
+  EXPECT_EQ(s.dim(), 0);
+  EXPECT_EQ(s.numel(), 1);
+  EXPECT_DOUBLE_EQ(s.item(), 2.5);
+  Tensor z = Tensor::zeros({0, 3});
+  EXPECT_EQ(z.numel(), 0);
+  EXPECT_EQ(z.reshape({3, 0}).shape(), (Shape{3, 0}));
+}
+
+TEST(Tensor, SliceSelectTransposeShareStorage) {
+  Tensor t = iota({3, 4});
+  Tensor s = t.slice(1, 1, 4, 2);  // columns 1 and 3
+  EXPECT_TRUE(s.shares_storage_with(t));
+  EXPECT_EQ(s.shape(), (Shape{3, 2}));
+  EXPECT_EQ(s.at({2, 1}), 11.0);
+  EXPECT_FALSE(s.is_contiguous());
+  Tensor tr = t.transpose(0, 1);
+  EXPECT_EQ(tr.at({3, 2}), 11.0);
+  EXPECT_EQ(t.select(0, -1).at({0}), 8.0);
+  EXPECT_EQ(t.slice(0, -2, 100).shape(), (Shape{2, 4}));  // python-style clamping
+  tr.slice(0, 0, 1).fill_(-1);                            // writes through the view
+  EXPECT_EQ(t.at({2, 0}), -1.0);
+}
+
+TEST(Tensor, ContiguousCopiesInLogicalOrder) {
+  Tensor t = iota({2, 3, 4}).permute({2, 0, 1});
+  EXPECT_FALSE(t.is_contiguous());
+  Tensor c = t.contiguous();
+  EXPECT_TRUE(c.is_contiguous());
+  EXPECT_FALSE(c.shares_storage_with(t));
+  for (int64_t i = 0; i < 4; ++i)
+    for (int64_t j = 0; j < 2; ++j)
+      for (int64_t k = 0; k < 3; ++k) EXPECT_EQ(c.at({i, j, k}), double(j * 12 + k * 4 + i));
+}
+
+TEST(Tensor, ViewOfNonContiguousWhenStridesAllow) {
+  Tensor t = iota({4, 6}).slice(0, 0, 4, 2);  // rows 0 and 2: (2, 6) with strides (12, 1)
+  Tensor v = t.view({2, 2, 3});               // splits the contiguous last dim: a view
+  EXPECT_TRUE(v.shares_storage_with(t));
+  EXPECT_EQ(v.at({1, 1, 2}), 17.0);
+  EXPECT_THROW(t.view({12}), Error);  // would need a copy
+  Tensor r = t.reshape({12});          // reshape copies instead
+  EXPECT_FALSE(r.shares_storage_with(t));
+  EXPECT_EQ(r.at({7}), 13.0);
+  EXPECT_EQ(iota({2, 3}).view({-1}).shape(), (Shape{6}));
+  EXPECT_THROW(iota({2, 3}).view({4, -1}), Error);
+  EXPECT_THROW(iota({2, 3}).view({-1, -1}), Error);
+  // size-1 dims with arbitrary strides do not break a view
+  Tensor u = iota({3, 1, 4}).transpose(0, 1);  // (1, 3, 4)
+  EXPECT_EQ(u.view({3, 2, 2}).at({2, 1, 1}), 11.0);
+}
+
+TEST(Tensor, ExpandUsesZeroStrides) {
+  Tensor t = iota({3, 1});
+  Tensor e = t.expand({2, 3, 4});
+  EXPECT_EQ(e.strides(), (Shape{0, 1, 0}));
+  EXPECT_EQ(e.at({1, 2, 3}), 2.0);
+  EXPECT_THROW(t.expand({3, 2, 2}), Error);
+  EXPECT_EQ(t.expand({-1, 5}).shape(), (Shape{3, 5}));
+}
+
+TEST(Tensor, SqueezeUnsqueezeFlatten) {
+  Tensor t = iota({2, 1, 3});
+  EXPECT_EQ(t.squeeze(1).shape(), (Shape{2, 3}));
+  EXPECT_EQ(t.squeeze(0).shape(), (Shape{2, 1, 3}));
+  EXPECT_EQ(t.unsqueeze(-1).shape(), (Shape{2, 1, 3, 1}));
+  EXPECT_EQ(t.unsqueeze(0).shape(), (Shape{1, 2, 1, 3}));
+  EXPECT_EQ(iota({2, 3, 4, 5}).flatten(1, 2).shape(), (Shape{2, 12, 5}));
+  EXPECT_THROW(t.squeeze(3), Error);
+}
+
+TEST(Tensor, CopyBroadcastsAndConverts) {
+  Tensor dst = Tensor::zeros({2, 3}, DType::F64);
+  dst.copy_(Tensor::from_vector({1, 2, 3}, {3}, DType::F32));
+  EXPECT_EQ(dst.at({1, 2}), 3.0);
+  Tensor i = Tensor::from_vector({1.4, 2.6, -0.5}, {3}, DType::F64).to(DType::I32);
+  EXPECT_EQ(i.to_vector(), (std::vector<double>{1, 3, -1}));  // llround: half away from zero
+  Tensor u = Tensor::full({2}, 255.0, DType::U8);
+  EXPECT_EQ(u.to(DType::F32).at({1}), 255.0);
+}
+
+TEST(Tensor, HalfConversionRoundsToNearestEven) {
+  struct Case {
+    float in;
+    uint16_t bits;
+  };
+  const Case cases[] = {
+      {1.0f, 0x3c00}, {-2.0f, 0xc000}, {65504.0f, 0x7bff}, {65520.0f, 0x7c00},  // 65520 rounds up to Inf
+      {5.9604645e-08f, 0x0001},                                                // smallest subnormal
+      {2.9802322e-08f, 0x0000},                                                // half of it: ties to even (0)
+      {1.0009765625f, 0x3c01}, {1.00048828125f, 0x3c00},                       // tie between 0x3c00/0x3c01 -> even
+      {1.00146484375f, 0x3c02},                                                // tie between 0x3c01/0x3c02 -> even
+      {0.0f, 0x0000}, {-0.0f, 0x8000}, {std::numeric_limits<float>::infinity(), 0x7c00},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(float_to_half(c.in).bits, c.bits) << c.in;
+    if ((c.bits & 0x7c00) != 0x7c00) {
+      // round trip through half is exact for a value that is representable
+      EXPECT_EQ(float_to_half(half_to_float(half_t{c.bits})).bits, c.bits);
+    }
+  }
+  EXPECT_TRUE(std::isnan(half_to_float(float_to_half(std::nanf("")))));
+  // every half value converts to float and back unchanged
+  for (uint32_t b = 0; b < 0x10000; ++b) {
+    if ((b & 0x7c00) == 0x7c00 && (b & 0x3ff)) continue;  // NaN payloads
+    ASSERT_EQ(float_to_half(half_to_float(half_t{uint16_t(b)})).bits, b);
+  }
+}
+
+TEST(Tensor, Bf16ConversionRoundsToNearestEven) {
+  EXPECT_EQ(float_to_bf16(1.0f).bits, 0x3f80);
+  EXPECT_EQ(float_to_bf16(1.00390625f).bits, 0x3f80);  // exactly half an ulp above 1: ties to even
+  EXPECT_EQ(float_to_bf16(1.01171875f).bits, 0x3f82);  // 1.5 ulp: ties to even (up)
+  EXPECT_EQ(float_to_bf16(1.0078125f).bits, 0x3f81);
+  EXPECT_TRUE(std::isnan(bf16_to_float(float_to_bf16(std::nanf("")))));
+  Tensor t = Tensor::from_vector({1.0, 3.140625, -0.5}, {3}, DType::BF16);
+  EXPECT_EQ(t.to(DType::F32).to_vector(), (std::vector<double>{1.0, 3.140625, -0.5}));
+}
+
+TEST(Tensor, Errors) {
+  Tensor t = iota({2, 3});
+  EXPECT_THROW(t.data<double>(), Error);  // wrong dtype access
+  EXPECT_THROW(t.size(2), Error);
+  EXPECT_THROW(t.permute({0, 0}), Error);
+  EXPECT_THROW(t.at({2, 0}), Error);
+  EXPECT_THROW(Tensor::empty({-1}), Error);
+  EXPECT_THROW(Tensor::from_vector({1, 2}, {3}), Error);
+  EXPECT_THROW(broadcast_shapes({2, 3}, {4, 3}), Error);
+  EXPECT_EQ(broadcast_shapes({2, 1, 3}, {4, 1}), (Shape{2, 4, 3}));
+  EXPECT_THROW(Tensor::empty({2}, DType::F32, Device::cuda(0)), Error);  // no CUDA backend registered here
+  EXPECT_THROW(parse_device("gpu"), Error);
+  EXPECT_EQ(parse_device("cuda:1").index, 1);
+}
+
+}  // namespace
+}  // namespace fg

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages filmgrad needs, only those that are missing. Safe to run again.
+# CUDA (nvcc) is optional and never installed here: filmgrad builds without it.
+set -euo pipefail
+
+packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "filmgrad: installing missing packages: ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+  sudo="sudo"
+else
+  echo "filmgrad: error: need root to install ${missing[*]}; run: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${missing[@]}"
