@@ -2,6 +2,7 @@
 // the dims after C. Statistics and gradients are written (=), never accumulated; running statistics are updated
 // in place. Per-channel sums accumulate in double whatever the element type.
 #include "kernels/batch_norm.h"
+#include "kernels/device_check.h"
 
 #include <cmath>
 #include <string>
@@ -132,10 +133,6 @@ void batch_norm_backward(const T* grad_out, const T* x, int64_t N, int64_t C, in
 namespace fg::kernels {
 namespace {
 
-void check_cpu(const Tensor& t, const char* op) {
-  FG_CHECK(t.device().is_cpu(), op << ": the CUDA kernel is not built yet; move " << t.str() << " to the CPU");
-}
-
 struct NCL {
   int64_t N, C, L;
 };
@@ -143,7 +140,7 @@ struct NCL {
 NCL check_input(const Tensor& x, const char* op) {
   FG_CHECK(x.defined(), op << ": the input is undefined");
   FG_CHECK(x.dim() >= 2, op << ": expected x of shape (N, C) or (N, C, ...), got " << shape_str(x.shape()));
-  check_cpu(x, op);
+  require_cpu(x, op);
   int64_t L = 1;
   for (int64_t d = 2; d < x.dim(); ++d) L *= x.size(d);
   return {x.size(0), x.size(1), L};
@@ -157,7 +154,7 @@ void check_channel_vector(const Tensor& t, const Tensor& x, const char* op, cons
                                                       << shape_str(t.shape()));
   FG_CHECK(t.dtype() == x.dtype(), op << ": " << name << " has dtype " << dtype_name(t.dtype()) << " but x has "
                                       << dtype_name(x.dtype()) << "; cast them to the same dtype");
-  check_cpu(t, op);
+  require_cpu(t, op);
 }
 
 template <typename T>
@@ -196,8 +193,8 @@ BatchNormStats batch_norm_running_stats(const Tensor& running_mean, const Tensor
            op << ": running_mean " << shape_str(running_mean.shape()) << " and running_var "
               << shape_str(running_var.shape()) << " must both have shape (C)");
   FG_CHECK(running_mean.dtype() == running_var.dtype(), op << ": running_mean and running_var must share a dtype");
-  check_cpu(running_mean, op);
-  check_cpu(running_var, op);
+  require_cpu(running_mean, op);
+  require_cpu(running_var, op);
   const int64_t C = running_mean.size(0);
   BatchNormStats out{Tensor::empty({C}, running_mean.dtype()), Tensor::empty({C}, running_mean.dtype())};
   FG_DISPATCH_FLOATING(running_mean.dtype(), op, [&] {
@@ -235,7 +232,7 @@ BatchNormGrads batch_norm_backward(const Tensor& grad_out, const Tensor& x, cons
   const NCL s = check_input(x, op);
   FG_CHECK(grad_out.defined() && grad_out.shape() == x.shape() && grad_out.dtype() == x.dtype(),
            op << ": grad_out must match x " << x.str() << ", got " << (grad_out.defined() ? grad_out.str() : "none"));
-  check_cpu(grad_out, op);
+  require_cpu(grad_out, op);
   check_channel_vector(stats.mean, x, op, "mean");
   check_channel_vector(stats.invstd, x, op, "invstd");
   check_channel_vector(weight, x, op, "weight");

@@ -5,15 +5,11 @@
 
 #include "kernels/cpu/loops.h"
 #include "kernels/elementwise.h"
+#include "kernels/device_check.h"
 
 namespace fg::kernels {
 
 namespace {
-
-void check_cpu(const Tensor& t, const char* op) {
-  FG_CHECK(t.device().is_cpu(), op << ": tensor on " << t.device().str()
-                                   << " but the CUDA kernel for this op is not built; move it to the CPU");
-}
 
 // Strides of `t` seen as broadcast to `shape` (0 on broadcast dims).
 Shape broadcast_strides(const Tensor& t, const Shape& shape) { return t.expand(shape).strides(); }
@@ -46,8 +42,8 @@ T apply_unary(UnaryOp op, T a) {
 }  // namespace
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
-  check_cpu(a, "binary op");
-  check_cpu(b, "binary op");
+  require_cpu(a, "binary op");
+  require_cpu(b, "binary op");
   FG_CHECK(a.dtype() == b.dtype(), "elementwise op on " << dtype_name(a.dtype()) << " and " << dtype_name(b.dtype())
                                                         << " tensors; cast one of them first");
   const Shape shape = broadcast_shapes(a.shape(), b.shape());
@@ -77,7 +73,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
 }
 
 Tensor unary(UnaryOp op, const Tensor& a_in) {
-  check_cpu(a_in, "unary op");
+  require_cpu(a_in, "unary op");
   const Tensor a = a_in.contiguous();
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   FG_DISPATCH_FLOATING(a.dtype(), "unary op", [&] {
@@ -87,7 +83,7 @@ Tensor unary(UnaryOp op, const Tensor& a_in) {
 }
 
 Tensor pow_scalar(const Tensor& a_in, double p) {
-  check_cpu(a_in, "pow");
+  require_cpu(a_in, "pow");
   const Tensor a = a_in.contiguous();
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   FG_DISPATCH_FLOATING(a.dtype(), "pow", [&] {
@@ -98,7 +94,7 @@ Tensor pow_scalar(const Tensor& a_in, double p) {
 }
 
 Tensor affine(const Tensor& a_in, double s, double t) {
-  check_cpu(a_in, "affine");
+  require_cpu(a_in, "affine");
   const Tensor a = a_in.contiguous();
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   FG_DISPATCH_FLOATING(a.dtype(), "affine", [&] {
@@ -109,8 +105,8 @@ Tensor affine(const Tensor& a_in, double s, double t) {
 }
 
 void add_(Tensor& dst, const Tensor& src, double alpha) {
-  check_cpu(dst, "add_");
-  check_cpu(src, "add_");
+  require_cpu(dst, "add_");
+  require_cpu(src, "add_");
   FG_CHECK(dst.dtype() == src.dtype(), "add_: dtypes differ (" << dtype_name(dst.dtype()) << " += "
                                                                << dtype_name(src.dtype()) << ")");
   FG_CHECK(broadcast_shapes(dst.shape(), src.shape()) == dst.shape(),
@@ -136,7 +132,7 @@ void add_(Tensor& dst, const Tensor& src, double alpha) {
 }
 
 void mul_scalar_(Tensor& dst, double s) {
-  check_cpu(dst, "mul_scalar_");
+  require_cpu(dst, "mul_scalar_");
   FG_DISPATCH_FLOATING(dst.dtype(), "mul_scalar_", [&] {
     const scalar_t v = scalar_t(s);
     scalar_t* d = static_cast<scalar_t*>(dst.storage()->data());
@@ -147,7 +143,7 @@ void mul_scalar_(Tensor& dst, double s) {
 }
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
-  check_cpu(x, "sum");
+  require_cpu(x, "sum");
   std::vector<bool> reduce(size_t(x.dim()), dims_in.empty());
   for (int64_t d : dims_in) {
     const int64_t w = wrap_dim(d, x.dim(), "sum: dim");
@@ -200,7 +196,7 @@ Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
 double sum_all(const Tensor& x) { return sum(x).to(DType::F64).item(); }
 
 double max_abs(const Tensor& x_in) {
-  check_cpu(x_in, "max_abs");
+  require_cpu(x_in, "max_abs");
   const Tensor x = x_in.contiguous();
   double m = 0;
   FG_DISPATCH_FLOATING(x.dtype(), "max_abs", [&] {
@@ -211,7 +207,7 @@ double max_abs(const Tensor& x_in) {
 }
 
 double sum_squares(const Tensor& x_in) {
-  check_cpu(x_in, "sum_squares");
+  require_cpu(x_in, "sum_squares");
   const Tensor x = x_in.contiguous();
   double s = 0;
   dispatch_floating(x.dtype(), "sum_squares", [&](auto tag) {
@@ -225,7 +221,7 @@ double sum_squares(const Tensor& x_in) {
 }
 
 bool all_finite(const Tensor& x_in) {
-  check_cpu(x_in, "all_finite");
+  require_cpu(x_in, "all_finite");
   const Tensor x = x_in.contiguous();
   bool ok = true;
   FG_DISPATCH_FLOATING(x.dtype(), "all_finite", [&] {

@@ -3,6 +3,7 @@
 // grad_input and accumulates (+=) into it, since the border elements receive every copy's gradient; zero-pad
 // backward writes (=).
 #include "kernels/pad.h"
+#include "kernels/device_check.h"
 
 #include <algorithm>
 
@@ -83,10 +84,6 @@ void zero_pad2d_backward(const T* grad_out, int64_t P, int64_t H, int64_t W, con
 namespace fg::kernels {
 namespace {
 
-void check_cpu(const Tensor& t, const char* op) {
-  FG_CHECK(t.device().is_cpu(), op << ": the CUDA kernel is not built yet; move " << t.str() << " to the CPU");
-}
-
 struct Planes {
   int64_t P, H, W;
 };
@@ -128,7 +125,7 @@ Tensor replication_pad2d_forward(const Tensor& x, const Pad2dParams& p) {
   const char* op = "replication_pad2d";
   FG_CHECK(x.defined(), op << ": the input is undefined");
   const Shape out_shape = check_pad(x.shape(), p, true, op);
-  check_cpu(x, op);
+  require_cpu(x, op);
   const Planes in = planes_of(x.shape());
   const Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(out_shape, x.dtype());
@@ -143,7 +140,7 @@ Tensor replication_pad2d_backward(const Tensor& grad_out, const Shape& input_sha
   const Shape out_shape = check_pad(input_shape, p, true, op);
   FG_CHECK(grad_out.defined() && grad_out.shape() == out_shape,
            op << ": grad_out must have the padded shape " << shape_str(out_shape));
-  check_cpu(grad_out, op);
+  require_cpu(grad_out, op);
   const Planes in = planes_of(input_shape);
   const Tensor go = grad_out.contiguous();
   Tensor grad_input = Tensor::empty(input_shape, grad_out.dtype());
@@ -157,7 +154,7 @@ Tensor zero_pad2d_forward(const Tensor& x, const Pad2dParams& p) {
   const char* op = "zero_pad2d";
   FG_CHECK(x.defined(), op << ": the input is undefined");
   const Shape out_shape = check_pad(x.shape(), p, false, op);
-  check_cpu(x, op);
+  require_cpu(x, op);
   const Planes in = planes_of(x.shape());
   const Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(out_shape, x.dtype());
@@ -172,7 +169,7 @@ Tensor zero_pad2d_backward(const Tensor& grad_out, const Shape& input_shape, con
   const Shape out_shape = check_pad(input_shape, p, false, op);
   FG_CHECK(grad_out.defined() && grad_out.shape() == out_shape,
            op << ": grad_out must have the padded shape " << shape_str(out_shape));
-  check_cpu(grad_out, op);
+  require_cpu(grad_out, op);
   const Planes in = planes_of(input_shape);
   const Tensor go = grad_out.contiguous();
   Tensor grad_input = Tensor::empty(input_shape, grad_out.dtype());

@@ -2,6 +2,7 @@
 // (H, W) planes. Forward outputs are written (=); backward kernels zero grad_input and then accumulate (+=)
 // into it, since overlapping windows send several gradients to one input element.
 #include "kernels/pool.h"
+#include "kernels/device_check.h"
 
 #include <algorithm>
 #include <cmath>
@@ -132,10 +133,6 @@ void avg_pool2d_backward(const T* grad_out, int64_t P, int64_t H, int64_t W, con
 namespace fg::kernels {
 namespace {
 
-void check_cpu(const Tensor& t, const char* op) {
-  FG_CHECK(t.device().is_cpu(), op << ": the CUDA kernel is not built yet; move " << t.str() << " to the CPU");
-}
-
 // Planes (N * C, or C for a 3-D input), H, W of a pooling input shape.
 struct Planes {
   int64_t P, H, W;
@@ -172,7 +169,7 @@ Shape pool2d_output_shape(const Tensor& x, const Pool2dParams& p, const char* op
   FG_CHECK(H + 2 * p.pad_h >= p.kernel_h && W + 2 * p.pad_w >= p.kernel_w && OH >= 1 && OW >= 1,
            op << ": input " << shape_str(x.shape()) << " is too small for kernel " << p.kernel_h << "x" << p.kernel_w
               << " with padding " << p.pad_h << "x" << p.pad_w << "; use a larger input or a smaller kernel");
-  check_cpu(x, op);
+  require_cpu(x, op);
   return with_spatial(x.shape(), OH, OW);
 }
 
@@ -199,8 +196,8 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const 
                grad_out.dim() == int64_t(input_shape.size()),
            op << ": grad_out and indices must share a shape of the input's rank " << shape_str(input_shape));
   FG_CHECK(indices.dtype() == DType::I64, op << ": indices must be i64, got " << dtype_name(indices.dtype()));
-  check_cpu(grad_out, op);
-  check_cpu(indices, op);
+  require_cpu(grad_out, op);
+  require_cpu(indices, op);
   const Planes in = planes_of(input_shape);
   const Planes out = planes_of(grad_out.shape());
   FG_CHECK(in.P == out.P,
@@ -234,7 +231,7 @@ Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape, con
   FG_CHECK(input_shape.size() == 3 || input_shape.size() == 4,
            op << ": expected an input shape (N, C, H, W) or (C, H, W), got " << shape_str(input_shape));
   FG_CHECK(grad_out.defined(), op << ": grad_out is undefined");
-  check_cpu(grad_out, op);
+  require_cpu(grad_out, op);
   const Planes in = planes_of(input_shape);
   const int64_t OH = pool2d_output_size(in.H, p.kernel_h, p.stride_h, p.pad_h);
   const int64_t OW = pool2d_output_size(in.W, p.kernel_w, p.stride_w, p.pad_w);
