@@ -30,14 +30,14 @@ TinyUNet::TinyUNet(Generator& gen, int64_t in_channels, int64_t out_channels, in
 Variable TinyUNet::forward(const Variable& x) {
   FG_CHECK(x.dim() == 4 && x.size(2) % 4 == 0 && x.size(3) % 4 == 0,
            "TinyUNet: input must be (N, C, H, W) with H and W multiples of 4, got " << shape_str(x.shape()));
-  const Variable e1 = bn1_->forward(relu(conv1b_->forward(relu(conv1a_->forward(x)))));
-  const Variable e2 = bn2_->forward(relu(conv2b_->forward(relu(conv2a_->forward(max_pool2d(e1, 2, 2))))));
-  const Variable m = bn3_->forward(relu(mid_->forward(max_pool2d(e2, 2, 2))));
-  const Variable u2 = pixel_shuffle(relu(up2_->forward(m)), 2);
-  const Variable d2 = bn4_->forward(relu(dec2_->forward(concat({u2, e2}, 1))));
-  const Variable u1 = pixel_shuffle(relu(up1_->forward(d2)), 2);
-  const Variable d1 = relu(dec1_->forward(concat({u1, e1}, 1)));
-  return head_->forward(d1);
+  const Variable e1 = (*bn1_)(relu((*conv1b_)(relu((*conv1a_)(x)))));
+  const Variable e2 = (*bn2_)(relu((*conv2b_)(relu((*conv2a_)(max_pool2d(e1, 2, 2))))));
+  const Variable m = (*bn3_)(relu((*mid_)(max_pool2d(e2, 2, 2))));
+  const Variable u2 = pixel_shuffle(relu((*up2_)(m)), 2);
+  const Variable d2 = (*bn4_)(relu((*dec2_)(concat({u2, e2}, 1))));
+  const Variable u1 = pixel_shuffle(relu((*up1_)(d2)), 2);
+  const Variable d1 = relu((*dec1_)(concat({u1, e1}, 1)));
+  return (*head_)(d1);
 }
 
 }  // namespace fg::models

@@ -327,7 +327,7 @@ std::shared_ptr<Module> Sequential::operator[](size_t i) const {
 
 Variable Sequential::forward(const Variable& x) {
   Variable y = x;
-  for (const auto& c : named_children()) y = c.second->forward(y);
+  for (const auto& c : named_children()) y = (*c.second)(y);
   return y;
 }
 

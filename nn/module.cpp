@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "nn/recorder.h"
 #include "tensor/error.h"
 
 namespace fg::nn {
@@ -49,6 +50,16 @@ std::string add_indent(const std::string& s, int spaces) {
 }  // namespace
 
 Module::Module(std::string type_name) : type_name_(std::move(type_name)) {}
+
+Variable Module::operator()(const Variable& x) {
+  Variable y = forward(x);
+  record_output(y);
+  return y;
+}
+
+void Module::record_output(const Variable& output) const {
+  if (ActivationRecorder* r = ActivationRecorder::active()) r->record(this, output);
+}
 
 Variable Module::forward(const Variable&) {
   throw Error(type_name_ + " has no single-input forward(x); call the forward method that " + type_name_ +

@@ -41,7 +41,9 @@ class Module {
   // The forward of single-input modules. The default throws fg::Error: modules with several inputs define their
   // own forward with its own signature.
   virtual Variable forward(const Variable& x);
-  Variable operator()(const Variable& x) { return forward(x); }
+  // Calls forward and reports the output to an active ActivationRecorder (nn/recorder.h). Models call their
+  // children through operator(), not forward(), so that every named layer's output can be observed.
+  Variable operator()(const Variable& x);
 
   // --- registration (names: non-empty, no '.', unique among this module's parameters, buffers and children) ---
   // The parameter is a leaf Variable wrapping `value` (not copied) with requires_grad = `requires_grad`.
@@ -103,6 +105,10 @@ class Module {
   std::string repr() const;
 
  protected:
+  // For modules whose forward takes several inputs: reports this module's output to an active recorder.
+  // operator() calls it for single-input modules.
+  void record_output(const Variable& output) const;
+
   // Removes an own parameter and returns it (spectral norm re-registers a weight under another name).
   Variable take_parameter(const std::string& name);
 
