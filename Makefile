@@ -26,9 +26,12 @@ demo: build
 bench: build
 	bash tools/run_cpu_bench.sh $(BUILD)
 
-# Regenerates the PyTorch golden files (needs Debian's python3-torch; run by hand, outputs are committed).
+# Regenerates the PyTorch golden files (Debian's python3-torch and python3-torchvision; run by hand, the outputs
+# are committed and the tests read them).
+GOLDEN_SCRIPTS = make_golden golden_backbones golden_dynamic_unet golden_cross_channel golden_losses
 golden:
-	/usr/bin/python3 tools/make_golden.py
+	@bash tools/install_deps.sh --golden
+	@for s in $(GOLDEN_SCRIPTS); do echo "== tools/$$s.py"; /usr/bin/python3 tools/$$s.py || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

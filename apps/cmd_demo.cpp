@@ -1,0 +1,50 @@
+// `filmgrad demo` and `filmgrad version`: option parsing only; the demo itself is apps/demo.cpp.
+#include <omp.h>
+
+#include <cstdio>
+
+#include "apps/args.h"
+#include "apps/commands.h"
+#include "apps/demo.h"
+
+namespace fg::apps {
+
+int cmd_demo(int argc, char** argv) {
+  if (ArgParser::wants_help(argc, argv, 2)) {
+    std::fputs(
+        "usage: filmgrad demo [--steps N] [--out DIR] [--seed S]\n"
+        "  --steps N   training steps (default 1500)\n"
+        "  --out DIR   where samples.ppm is written (default demo_out)\n"
+        "  --seed S    random seed for data and weights (default 1)\n",
+        stdout);
+    return 0;
+  }
+  ArgParser args("demo", {{"--steps"}, {"--out"}, {"--seed"}});
+  args.parse(argc, argv, 2);
+  DemoOptions opt;
+  opt.steps = args.integer("--steps", opt.steps, 0);
+  opt.out_dir = args.text("--out", opt.out_dir);
+  if (opt.out_dir.empty()) throw UsageError("--out needs a non-empty folder name");
+  opt.seed = args.seed("--seed", opt.seed);
+  return run_demo(opt);
+}
+
+int cmd_version(int argc, char** argv) {
+  if (ArgParser::wants_help(argc, argv, 2)) {
+    std::fputs("usage: filmgrad version\n  prints the version, whether CUDA is built in, and the OpenMP threads\n",
+               stdout);
+    return 0;
+  }
+  ArgParser args("version", {});
+  args.parse(argc, argv, 2);
+  std::printf("filmgrad %s\n", kFilmgradVersion);
+#ifdef FG_WITH_CUDA
+  std::printf("cuda: built in\n");
+#else
+  std::printf("cuda: not built (nvcc was not found at build time)\n");
+#endif
+  std::printf("openmp threads: %d\n", omp_get_max_threads());
+  return 0;
+}
+
+}  // namespace fg::apps
