@@ -120,14 +120,33 @@ std::vector<Node*> topological_order(Node* root) {
   return order;
 }
 
+// A leaf's grad() is owned: the first gradient is copied (it may alias a saved tensor or another gradient), later
+// ones are added in place.
 void accumulate(Tensor& slot, const Tensor& g) {
   if (!slot.defined()) {
-    // Own the buffer: a gradient may alias a saved tensor or another gradient.
     slot = g.clone();
   } else {
     kernels::add_(slot, g);
   }
 }
+
+// A gradient on its way to a node. The first one is kept as it is (no copy: most activations receive exactly
+// one gradient, and backward functions never modify the gradient they are given); a second one is added into a
+// new tensor, after which the slot owns its buffer and later ones are added in place.
+struct GradSlot {
+  Tensor g;
+  bool owned = false;
+  void add(const Tensor& more) {
+    if (!g.defined()) {
+      g = more;
+    } else if (owned) {
+      kernels::add_(g, more);
+    } else {
+      g = kernels::add(g, more);
+      owned = true;
+    }
+  }
+};
 
 // Runs the backward pass. With `capture` set, gradients for those leaves/variables are returned instead of being
 // accumulated into grad().
@@ -158,8 +177,8 @@ std::vector<Tensor> run_backward(const Variable& output, const Tensor& grad_outp
     return captured;
   }
   Node* root = output.grad_fn().get();
-  std::unordered_map<Node*, Tensor> grads;
-  grads[root] = seed;
+  std::unordered_map<Node*, GradSlot> grads;
+  grads[root].add(seed);
   {
     const int ci = capture_index(output.impl());
     if (ci >= 0) captured[size_t(ci)] = seed.clone();
@@ -170,7 +189,7 @@ std::vector<Tensor> run_backward(const Variable& output, const Tensor& grad_outp
     FG_CHECK(!node->released, "backward through the graph a second time (" << node->name()
                                                                            << "): pass retain_graph=true the first time");
     // Every backward receives a contiguous gradient, so kernels need not handle strided upstream gradients.
-    const Tensor g = it->second.contiguous();
+    const Tensor g = it->second.g.contiguous();
     grads.erase(it);
     std::vector<Tensor> in_grads = node->backward(g);
     FG_ASSERT(in_grads.size() == node->inputs.size(),
@@ -183,7 +202,7 @@ std::vector<Tensor> run_backward(const Variable& output, const Tensor& grad_outp
       const int ci = capture_index(in.impl());
       if (ci >= 0) accumulate(captured[size_t(ci)], in_grads[i]);
       if (in.grad_fn()) {
-        accumulate(grads[in.grad_fn().get()], in_grads[i]);
+        grads[in.grad_fn().get()].add(in_grads[i]);
       } else if (!capture) {
         accumulate(in.impl()->grad, in_grads[i]);
       }

@@ -31,11 +31,12 @@ double torch_ms(int threads) {
   ss << in.rdbuf();
   const std::string text = ss.str();
   std::smatch m;
-  const std::regex shape_re("\"batch\": (\\d+), \"size\": (\\d+), \"width\": (\\d+)");
-  if (!std::regex_search(text, m, shape_re) || std::stoll(m[1]) != kBatch || std::stoll(m[2]) != kSize ||
-      std::stoll(m[3]) != kWidth)
-    return -1;  // measured on other shapes: no comparison
-  const std::regex t_re("\"" + std::to_string(threads) + "\": ([0-9.eE+-]+)");
+  for (const auto& [key, want] : {std::make_pair("batch", kBatch), std::make_pair("size", kSize),
+                                  std::make_pair("width", kWidth)}) {
+    const std::regex re(std::string("\"") + key + "\":\\s*(\\d+)");
+    if (!std::regex_search(text, m, re) || std::stoll(m[1]) != want) return -1;  // other shapes: no comparison
+  }
+  const std::regex t_re("\"" + std::to_string(threads) + "\":\\s*([0-9.eE+-]+)");
   if (!std::regex_search(text, m, t_re)) return -1;
   return std::stod(m[1]);
 }

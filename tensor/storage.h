@@ -28,6 +28,15 @@ class Storage {
 
 constexpr size_t kCpuAlignment = 64;
 
+// The host block cache: freed blocks of 256 KiB and more are kept (up to FG_CPU_CACHE_MB, default 1024 MiB; 0
+// disables it) and handed out again for requests of the same rounded size.
+struct HostCacheStats {
+  size_t cached_bytes = 0;
+  size_t hits = 0, misses = 0;
+};
+HostCacheStats host_cache_stats();
+void release_host_cache();  // frees every cached block
+
 // Hooks the CUDA backend installs (tensor/cuda/) so that tensor/ compiles without CUDA. Unset: CUDA tensors throw.
 struct DeviceAllocatorHooks {
   void* (*allocate)(size_t bytes, int device) = nullptr;

@@ -427,13 +427,38 @@ Tensor Tensor::to(Device dev) const {
 
 namespace {
 
+// Elements above which copies and fills split their outermost dim over the OpenMP threads.
+constexpr int64_t kParallelCopyGrain = 1 << 16;
+
 template <typename D, typename S>
 void copy_typed(const Tensor& dst, const Shape& dst_strides, const Tensor& src, const Shape& src_strides) {
   D* d = static_cast<D*>(dst.storage()->data());
   const S* s = static_cast<const S*>(src.storage()->data());
-  const Shape* strides[2] = {&dst_strides, &src_strides};
-  const int64_t base[2] = {dst.offset(), src.offset()};
-  for_each_strided<2>(dst.shape(), strides, base, [&](const int64_t* off) { d[off[0]] = convert<D>(s[off[1]]); });
+  const Shape& shape = dst.shape();
+  if (shape.empty()) {
+    d[dst.offset()] = convert<D>(s[src.offset()]);
+    return;
+  }
+  // Each slice of the outermost dim is an independent strided copy.
+  const Shape inner_shape(shape.begin() + 1, shape.end());
+  const Shape inner_d(dst_strides.begin() + 1, dst_strides.end()), inner_s(src_strides.begin() + 1, src_strides.end());
+  const Shape* strides[2] = {&inner_d, &inner_s};
+#pragma omp parallel for if (dst.numel() > kParallelCopyGrain && shape[0] > 1) schedule(static)
+  for (int64_t i = 0; i < shape[0]; ++i) {
+    const int64_t base[2] = {dst.offset() + i * dst_strides[0], src.offset() + i * src_strides[0]};
+    for_each_strided<2>(inner_shape, strides, base, [&](const int64_t* off) { d[off[0]] = convert<D>(s[off[1]]); });
+  }
+}
+
+// memmove in parallel chunks for large blocks (the source and destination do not overlap when this is used).
+void copy_bytes(void* dst, const void* src, size_t n) {
+  const size_t chunk = size_t(1) << 20;
+  const int64_t chunks = int64_t((n + chunk - 1) / chunk);
+#pragma omp parallel for if (chunks > 1) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const size_t off = size_t(c) * chunk;
+    std::memcpy(static_cast<char*>(dst) + off, static_cast<const char*>(src) + off, std::min(chunk, n - off));
+  }
 }
 
 }  // namespace
@@ -443,7 +468,12 @@ void Tensor::copy_(const Tensor& src) {
   const Tensor b = src.shape_ == shape_ ? src : src.expand(shape_);
   if (device().is_cpu() && b.device().is_cpu()) {
     if (dtype_ == b.dtype_ && is_contiguous() && b.is_contiguous()) {
-      if (raw_data() != b.raw_data() && numel() > 0) std::memmove(raw_data(), b.raw_data(), nbytes());
+      if (raw_data() == b.raw_data() || numel() == 0) return;
+      const char* src_begin = static_cast<const char*>(b.raw_data());
+      char* dst_begin = static_cast<char*>(raw_data());
+      const bool overlap = dst_begin < src_begin + nbytes() && src_begin < dst_begin + nbytes();
+      if (overlap) std::memmove(dst_begin, src_begin, nbytes());
+      else copy_bytes(dst_begin, src_begin, nbytes());
       return;
     }
     dispatch_any(dtype_, [&](auto dtag) {
@@ -479,7 +509,10 @@ void Tensor::fill_(double value) {
     const T v = from_double<T>(value);
     T* p = static_cast<T*>(storage_->data());
     if (is_contiguous()) {
-      std::fill(p + offset_, p + offset_ + numel(), v);
+      const int64_t n = numel();
+      T* q = p + offset_;
+#pragma omp parallel for if (n > kParallelCopyGrain) schedule(static)
+      for (int64_t i = 0; i < n; ++i) q[i] = v;
       return;
     }
     const Shape* strides[1] = {&strides_};

@@ -158,3 +158,28 @@ TEST(Tensor, Errors) {
 
 }  // namespace
 }  // namespace fg
+
+namespace fg {
+namespace {
+
+TEST(HostCache, LargeBlocksAreReusedAndCanBeReleased) {
+  release_host_cache();
+  const HostCacheStats before = host_cache_stats();
+  EXPECT_EQ(before.cached_bytes, 0u);
+  void* first;
+  {
+    Tensor a = Tensor::empty({1 << 20});  // 4 MiB: cached when freed
+    first = a.raw_data();
+  }
+  EXPECT_GE(host_cache_stats().cached_bytes, size_t(4) << 20);
+  Tensor b = Tensor::empty({1 << 20});
+  EXPECT_EQ(b.raw_data(), first);  // the same block came back
+  EXPECT_EQ(host_cache_stats().hits, before.hits + 1);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.raw_data()) % kCpuAlignment, 0u);
+  Tensor small = Tensor::empty({10});  // small blocks bypass the cache
+  EXPECT_EQ(host_cache_stats().cached_bytes, 0u);
+  release_host_cache();
+}
+
+}  // namespace
+}  // namespace fg
