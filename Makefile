@@ -28,7 +28,7 @@ bench: build
 
 # Regenerates the PyTorch golden files (Debian's python3-torch and python3-torchvision; run by hand, the outputs
 # are committed and the tests read them).
-GOLDEN_SCRIPTS = make_golden golden_backbones golden_dynamic_unet golden_cross_channel golden_losses
+GOLDEN_SCRIPTS = make_golden golden_backbones golden_dynamic_unet golden_cross_channel golden_losses make_metric_fixtures
 golden:
 	@bash tools/install_deps.sh --golden
 	@for s in $(GOLDEN_SCRIPTS); do echo "== tools/$$s.py"; /usr/bin/python3 tools/$$s.py || exit 1; done

@@ -1,8 +1,8 @@
 // Reading a network's input for `filmgrad forward`: an image file or a tensor in a safetensors file.
 //
-// Images: PNG (8 and 16 bit), JPEG, BMP, TGA, PSD, GIF, HDR, PIC, PNM, decoded by stb_image, become
-// (1, 3, H, W) f32 in [0, 1] (8-bit values / 255, 16-bit values / 65535); a grey image is repeated into three
-// channels and an alpha channel is dropped.
+// Images: whatever data/image_io.h reads (PNG 8 and 16 bit, JPEG, BMP, TGA, TIFF 8 and 16 bit) becomes
+// (1, 3, H, W) f32 in [0, 1] (8-bit values x 1/255, 16-bit values x 1/65535); a grey image is
+// repeated into three channels and an alpha channel is dropped.
 // Tensors: the tensor named "input", or the file's only tensor; (C, H, W) gains a batch dimension; floating
 // dtypes are converted to f32 and used as they are (no scaling, no normalisation).
 #pragma once
@@ -21,7 +21,8 @@ struct InputFile {
 // Throws fg::Error naming the file when it cannot be decoded or holds no usable tensor.
 InputFile read_input_file(const std::string& path);
 
-// Decodes an image file to (1, 3, H, W) f32 in [0, 1]. `format` (when not null) receives e.g. "png 16-bit".
+// Decodes an image file to (1, 3, H, W) f32 in [0, 1]. `format` (when not null) receives e.g.
+// "png 16-bit, 1 channel" (the format found from the file's content, its depth and its channels).
 Tensor read_image_rgb(const std::string& path, std::string* format = nullptr);
 
 // torchvision's ImageNet statistics, used to normalise images for the models that expect it.

@@ -2,12 +2,12 @@
 # Installs the Debian packages filmgrad needs, only those that are missing. Safe to run again.
 # CUDA (nvcc) is optional and never installed here: filmgrad builds without it.
 #   tools/install_deps.sh           what building and testing need
-#   tools/install_deps.sh --golden  also PyTorch and torchvision, which only the golden-file scripts use
+#   tools/install_deps.sh --golden  also PyTorch, torchvision and scikit-image, which only the golden-file scripts use
 set -euo pipefail
 
-packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev libstb-dev)
+packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev libstb-dev libtiff-dev zlib1g-dev)
 if [ "${1:-}" = "--golden" ]; then
-  packages+=(python3-torch python3-torchvision)
+  packages+=(python3-torch python3-torchvision python3-skimage)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,8 @@
 // The filmgrad program as a user meets it: help, bad usage (exit 2, one line), an unwritable output folder
 // (exit 1, one line, nothing written), and a short demo run that writes its sample grid.
 #include <gtest/gtest.h>
+
+#include "tests/support/test_util.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,45 +14,22 @@
 
 namespace {
 
-struct CommandResult {
-  int status;
-  std::string out;  // stdout and stderr together
-};
-
-CommandResult run(const std::string& args) {
-  const std::string cmd = std::string(FG_BINARY_DIR) + "/filmgrad " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
-int lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
-
 TEST(Cli, HelpAndVersion) {
-  const CommandResult h = run("--help");
+  const fg::test::CommandResult h = fg::test::run_filmgrad("--help");
   EXPECT_EQ(h.status, 0);
   EXPECT_NE(h.out.find("usage: filmgrad"), std::string::npos);
-  EXPECT_EQ(run("demo --help").status, 0);
-  const CommandResult v = run("version");
+  EXPECT_EQ(fg::test::run_filmgrad("demo --help").status, 0);
+  const fg::test::CommandResult v = fg::test::run_filmgrad("version");
   EXPECT_EQ(v.status, 0);
   EXPECT_NE(v.out.find("filmgrad"), std::string::npos);
 }
 
 TEST(Cli, BadUsageIsOneLineAndExitStatus2) {
   for (const char* args : {"", "frobnicate", "demo --bogus", "demo --steps", "demo --steps ten", "demo --steps -3"}) {
-    const CommandResult r = run(args);
+    const fg::test::CommandResult r = fg::test::run_filmgrad(args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.out;
     if (std::string(args).empty()) continue;  // no command: the usage text is printed
-    EXPECT_EQ(lines(r.out), 1) << args << ": " << r.out;
+    EXPECT_EQ(fg::test::count_lines(r.out), 1) << args << ": " << r.out;
     EXPECT_EQ(r.out.rfind("filmgrad: error: ", 0), 0u) << r.out;
   }
 }
@@ -60,21 +39,21 @@ TEST(Cli, UnwritableOutputFolderIsAClearError) {
     // root may write anywhere; use a path under a regular file instead, which nobody can create
     const std::string file = std::filesystem::temp_directory_path() / ("fg_cli_file_" + std::to_string(getpid()));
     std::ofstream(file) << "x";
-    const CommandResult r = run("demo --steps 1 --out " + file + "/sub");
+    const fg::test::CommandResult r = fg::test::run_filmgrad("demo --steps 1 --out " + file + "/sub");
     EXPECT_EQ(r.status, 1) << r.out;
-    EXPECT_EQ(lines(r.out), 1) << r.out;
+    EXPECT_EQ(fg::test::count_lines(r.out), 1) << r.out;
     EXPECT_NE(r.out.find("cannot create the output folder"), std::string::npos) << r.out;
     std::filesystem::remove(file);
     return;
   }
-  const CommandResult r = run("demo --steps 1 --out /proc/fg_cannot_exist");
+  const fg::test::CommandResult r = fg::test::run_filmgrad("demo --steps 1 --out /proc/fg_cannot_exist");
   EXPECT_EQ(r.status, 1) << r.out;
-  EXPECT_EQ(lines(r.out), 1) << r.out;
+  EXPECT_EQ(fg::test::count_lines(r.out), 1) << r.out;
 }
 
 TEST(Cli, ShortDemoTrainsAndWritesItsGrid) {
   const auto dir = std::filesystem::temp_directory_path() / ("fg_cli_demo_" + std::to_string(getpid()));
-  const CommandResult r = run("demo --steps 60 --out " + dir.string());
+  const fg::test::CommandResult r = fg::test::run_filmgrad("demo --steps 60 --out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("held-out PSNR"), std::string::npos) << r.out;
   std::ifstream in(dir / "samples.ppm", std::ios::binary);

@@ -31,29 +31,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CommandResult {
-  int status;
-  std::string out;  // stdout and stderr together
-};
-
-CommandResult run(const std::string& args) {
-  const std::string cmd = std::string(FG_BINARY_DIR) + "/filmgrad " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
-int lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
-
 std::string thousands(int64_t n) {
   std::string digits = std::to_string(n), out;
   for (size_t i = 0; i < digits.size(); ++i) {
@@ -171,16 +148,16 @@ fg::Tensor pixels_to_tensor(const std::vector<unsigned char>& px, int w, int h, 
   return t;
 }
 
-void expect_one_line_error(const CommandResult& r, int status, const std::string& what) {
+void expect_one_line_error(const fg::test::CommandResult& r, int status, const std::string& what) {
   EXPECT_EQ(r.status, status) << what << ": " << r.out;
-  EXPECT_EQ(lines(r.out), 1) << what << ": " << r.out;
+  EXPECT_EQ(fg::test::count_lines(r.out), 1) << what << ": " << r.out;
   EXPECT_EQ(r.out.rfind("filmgrad: error: ", 0), 0u) << what << ": " << r.out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 
 TEST(CliInspect, DynamicUNetTotalsAsTheDissertationCountsThem) {
-  const CommandResult r = run("inspect --model dynamic_unet --size 64 64");
+  const fg::test::CommandResult r = fg::test::run_filmgrad("inspect --model dynamic_unet --size 64 64");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "Total params: 41,405,589")) << r.out;
   EXPECT_TRUE(contains(r.out, "Trainable params: 20,137,941")) << r.out;
@@ -205,7 +182,7 @@ TEST(CliInspect, DynamicUNetTotalsAsTheDissertationCountsThem) {
   const std::string encoder = line_starting(r.out, "encoder ", "Parameters by part:");
   EXPECT_TRUE(contains(encoder, " 21,284,672 ") && contains(encoder, "trainable 17,024")) << encoder;
 
-  const CommandResult unfrozen = run("inspect --model dynamic_unet --size 64 64 --no-freeze --all");
+  const fg::test::CommandResult unfrozen = fg::test::run_filmgrad("inspect --model dynamic_unet --size 64 64 --no-freeze --all");
   ASSERT_EQ(unfrozen.status, 0) << unfrozen.out;
   EXPECT_TRUE(contains(unfrozen.out, "Trainable params: 41,405,589")) << unfrozen.out;
   EXPECT_TRUE(contains(unfrozen.out, "Non-trainable params: 0")) << unfrozen.out;
@@ -214,7 +191,7 @@ TEST(CliInspect, DynamicUNetTotalsAsTheDissertationCountsThem) {
 }
 
 TEST(CliInspect, ResNet34BodyCounts) {
-  const CommandResult r = run("inspect --model resnet34 --size 64 64");
+  const fg::test::CommandResult r = fg::test::run_filmgrad("inspect --model resnet34 --size 64 64");
   ASSERT_EQ(r.status, 0) << r.out;
   // torchvision's resnet34: the body (21,267,648 conv weights + 17,024 BatchNorm) and the 1000-class fc.
   EXPECT_TRUE(contains(r.out, "Total params: 21,797,672")) << r.out;
@@ -233,7 +210,7 @@ TEST(CliInspect, EveryModelAtASmallWidthMatchesTheLibrary) {
   for (const fg::models::ModelSpec& spec : fg::models::list_models()) {
     fg::Generator gen(0);
     auto model = fg::models::create_model(spec.name, gen, 0.125);
-    const CommandResult r = run("inspect --model " + spec.name + " --width 0.125");
+    const fg::test::CommandResult r = fg::test::run_filmgrad("inspect --model " + spec.name + " --width 0.125");
     ASSERT_EQ(r.status, 0) << spec.name << ": " << r.out;
     EXPECT_TRUE(contains(r.out, "Total params: " + thousands(model->num_parameters()))) << spec.name << ": " << r.out;
   }
@@ -282,7 +259,7 @@ TEST(CliForward, TinyUNetFromATensorFileWithActivations) {
   TempDir dir("tiny");
   const fg::Tensor x = fg::test::random_tensor({1, 3, 32, 32}, 11, fg::DType::F32, 0.0, 1.0);
   save_input(dir / "x.safetensors", x);
-  const CommandResult r = run("forward --model tiny_unet --input " + (dir / "x.safetensors") + " --output " +
+  const fg::test::CommandResult r = fg::test::run_filmgrad("forward --model tiny_unet --input " + (dir / "x.safetensors") + " --output " +
                               (dir / "y.safetensors") + " --activations");
   ASSERT_EQ(r.status, 0) << r.out;
   const fg::SafeTensors got = fg::load_safetensors(dir / "y.safetensors");
@@ -296,14 +273,14 @@ TEST(CliForward, TinyUNetFromATensorFileWithActivations) {
   EXPECT_FALSE(got.metadata.at("filmgrad_version").empty());
 
   // Without --activations only the output; the weights written by --save-weights give the same output back.
-  const CommandResult r2 = run("forward --model tiny_unet --seed 5 --input " + (dir / "x.safetensors") + " --output " +
+  const fg::test::CommandResult r2 = fg::test::run_filmgrad("forward --model tiny_unet --seed 5 --input " + (dir / "x.safetensors") + " --output " +
                                (dir / "y2.safetensors") + " --save-weights " + (dir / "w.safetensors"));
   ASSERT_EQ(r2.status, 0) << r2.out;
   const fg::SafeTensors y2 = fg::load_safetensors(dir / "y2.safetensors");
   EXPECT_EQ(y2.tensors.size(), 2u);  // input and output
   const fg::SafeTensors w = fg::load_safetensors(dir / "w.safetensors");
   EXPECT_TRUE(w.has("conv1a.weight") && w.has("bn1.running_var") && w.has("head.bias"));
-  const CommandResult r3 = run("forward --model tiny_unet --weights " + (dir / "w.safetensors") + " --input " +
+  const fg::test::CommandResult r3 = fg::test::run_filmgrad("forward --model tiny_unet --weights " + (dir / "w.safetensors") + " --input " +
                                (dir / "x.safetensors") + " --output " + (dir / "y3.safetensors"));
   ASSERT_EQ(r3.status, 0) << r3.out;
   EXPECT_ALL_CLOSE(y2.get("output"), fg::load_safetensors(dir / "y3.safetensors").get("output"), 0.0, 0.0);
@@ -317,11 +294,11 @@ TEST(CliForward, TinyUNetFromATensorFileWithActivations) {
     info.model = "tiny_unet";
     fg::nn::save_checkpoint(dir / "ckpt.safetensors", *model, nullptr, info);
   }
-  const CommandResult r4 = run("forward --model tiny_unet --weights " + (dir / "ckpt.safetensors") + " --input " +
+  const fg::test::CommandResult r4 = fg::test::run_filmgrad("forward --model tiny_unet --weights " + (dir / "ckpt.safetensors") + " --input " +
                                (dir / "x.safetensors") + " --output " + (dir / "y4.safetensors"));
   ASSERT_EQ(r4.status, 0) << r4.out;
   EXPECT_ALL_CLOSE(y2.get("output"), fg::load_safetensors(dir / "y4.safetensors").get("output"), 0.0, 0.0);
-  const CommandResult r5 = run("inspect --model tiny_unet --weights " + (dir / "ckpt.safetensors"));
+  const fg::test::CommandResult r5 = fg::test::run_filmgrad("inspect --model tiny_unet --weights " + (dir / "ckpt.safetensors"));
   ASSERT_EQ(r5.status, 0) << r5.out;
   EXPECT_TRUE(contains(r5.out, "weights: " + (dir / "ckpt.safetensors"))) << r5.out;
 }
@@ -331,7 +308,7 @@ TEST(CliForward, SmallDynamicUNetFromATensorFileAndFromAPng) {
   // A tensor file is used exactly as stored (no normalisation); (C, H, W) gains the batch dimension.
   const fg::Tensor x = fg::test::random_normal({3, 64, 64}, 12);
   save_input(dir / "x.safetensors", x, "only_tensor");
-  const CommandResult r = run("forward --model dynamic_unet --width 0.125 --input " + (dir / "x.safetensors") +
+  const fg::test::CommandResult r = fg::test::run_filmgrad("forward --model dynamic_unet --width 0.125 --input " + (dir / "x.safetensors") +
                               " --output " + (dir / "y.safetensors") + " --activations");
   ASSERT_EQ(r.status, 0) << r.out;
   const fg::SafeTensors got = fg::load_safetensors(dir / "y.safetensors");
@@ -350,7 +327,7 @@ TEST(CliForward, SmallDynamicUNetFromATensorFileAndFromAPng) {
   const int w = 64, h = 64;
   const std::vector<unsigned char> px = test_pixels(w, h);
   ASSERT_NE(stbi_write_png((dir / "in.png").c_str(), w, h, 3, px.data(), w * 3), 0);
-  const CommandResult rp = run("forward --model dynamic_unet --width 0.125 --input " + (dir / "in.png") + " --output " +
+  const fg::test::CommandResult rp = fg::test::run_filmgrad("forward --model dynamic_unet --width 0.125 --input " + (dir / "in.png") + " --output " +
                                (dir / "yp.safetensors") + " --activations");
   ASSERT_EQ(rp.status, 0) << rp.out;
   EXPECT_TRUE(contains(rp.out, "ImageNet-normalised")) << rp.out;
@@ -362,8 +339,8 @@ TEST(CliForward, SmallDynamicUNetFromATensorFileAndFromAPng) {
   EXPECT_EQ(gotp.metadata.at("normalization"), "imagenet");
 
   // tiny_unet takes the same PNG without normalisation.
-  const CommandResult rt =
-      run("forward --model tiny_unet --input " + (dir / "in.png") + " --output " + (dir / "yt.safetensors"));
+  const fg::test::CommandResult rt =
+      fg::test::run_filmgrad("forward --model tiny_unet --input " + (dir / "in.png") + " --output " + (dir / "yt.safetensors"));
   ASSERT_EQ(rt.status, 0) << rt.out;
   const fg::SafeTensors gott = fg::load_safetensors(dir / "yt.safetensors");
   EXPECT_ALL_CLOSE(pixels_to_tensor(px, w, h, false), gott.get("input"), 0.0, 0.0);
@@ -374,7 +351,7 @@ TEST(CliForward, CrossChannelWritesItsSideOutputs) {
   TempDir dir("cross");
   const fg::Tensor x = fg::test::random_tensor({1, 3, 32, 32}, 13, fg::DType::F32, 0.0, 1.0);
   save_input(dir / "x.safetensors", x);
-  const CommandResult r = run("forward --model cross_channel --width 0.0625 --input " + (dir / "x.safetensors") +
+  const fg::test::CommandResult r = fg::test::run_filmgrad("forward --model cross_channel --width 0.0625 --input " + (dir / "x.safetensors") +
                               " --output " + (dir / "y.safetensors"));
   ASSERT_EQ(r.status, 0) << r.out;
   const fg::SafeTensors got = fg::load_safetensors(dir / "y.safetensors");
@@ -388,14 +365,14 @@ TEST(CliForward, CrossChannelWritesItsSideOutputs) {
 
 TEST(CliModels, HelpOnEverySubcommand) {
   for (const char* cmd : {"inspect", "forward", "demo", "version"}) {
-    const CommandResult r = run(std::string(cmd) + " --help");
+    const fg::test::CommandResult r = fg::test::run_filmgrad(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd << ": " << r.out;
     EXPECT_TRUE(contains(r.out, std::string("usage: filmgrad ") + cmd)) << r.out;
   }
-  const CommandResult f = run("forward --help");
+  const fg::test::CommandResult f = fg::test::run_filmgrad("forward --help");
   EXPECT_TRUE(contains(f.out, "ImageNet-normalised")) << f.out;
   EXPECT_TRUE(contains(f.out, "dynamic_unet")) << f.out;
-  const CommandResult top = run("--help");
+  const fg::test::CommandResult top = fg::test::run_filmgrad("--help");
   EXPECT_TRUE(contains(top.out, "inspect") && contains(top.out, "forward")) << top.out;
 }
 
@@ -448,7 +425,7 @@ TEST(CliModels, BadUsageIsOneLineWithTheRightStatusAndWritesNothing) {
       {"inspect --model tiny_unet --size 30 30", 1, "cannot run on an input of shape (1, 3, 30, 30)"},
   };
   for (const Case& c : cases) {
-    const CommandResult r = run(c.args);
+    const fg::test::CommandResult r = fg::test::run_filmgrad(c.args);
     if (c.status == 0) {  // a control: the same files work
       EXPECT_EQ(r.status, 0) << c.args << ": " << r.out;
       fs::remove(dir / "out.safetensors");
@@ -464,7 +441,7 @@ TEST(CliModels, BadUsageIsOneLineWithTheRightStatusAndWritesNothing) {
   if (geteuid() != 0) {
     fs::create_directories(dir.path / "ro");
     fs::permissions(dir.path / "ro", fs::perms::owner_read | fs::perms::owner_exec);
-    const CommandResult r = run("forward --model tiny_unet" + in + " --output " + (dir / "ro") + "/out.safetensors");
+    const fg::test::CommandResult r = fg::test::run_filmgrad("forward --model tiny_unet" + in + " --output " + (dir / "ro") + "/out.safetensors");
     expect_one_line_error(r, 1, "read-only folder");
     EXPECT_TRUE(contains(r.out, "not writable")) << r.out;
     fs::permissions(dir.path / "ro", fs::perms::owner_all);

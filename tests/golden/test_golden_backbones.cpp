@@ -40,10 +40,13 @@
 #include "models/critic.h"
 #include "models/resnet.h"
 #include "models/vgg.h"
+#include "tests/support/model_util.h"
 #include "tests/support/test_util.h"
 
 namespace fg {
 namespace {
+
+using test::state_lines;
 
 const SafeTensors& file() {
   return test::golden("backbones");
@@ -78,19 +81,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
 bool verbose() {
   const char* v = std::getenv("FG_GOLDEN_VERBOSE");
   return v && *v && std::string(v) != "0";
-}
-
-// "name (a, b, c)" per entry, as the script writes state_names.
-std::string state_lines(const nn::Module& m) {
-  std::ostringstream os;
-  bool first = true;
-  for (const auto& [name, t] : m.state_dict()) {
-    os << (first ? "" : "\n") << name << " (";
-    for (int64_t d = 0; d < t.dim(); ++d) os << (d ? ", " : "") << t.size(d);
-    os << ")";
-    first = false;
-  }
-  return os.str();
 }
 
 // ---------------------------------------------------------------------------------------------------------------

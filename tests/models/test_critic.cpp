@@ -14,39 +14,17 @@
 #include "autograd/ops.h"
 #include "models/critic.h"
 #include "nn/optim.h"
+#include "tests/support/model_util.h"
 #include "tests/support/test_util.h"
 
 namespace fg {
 namespace {
 
+using test::state_map;
+using test::state_lines;
+using test::error_of;
+
 using models::NoGanCritic;
-
-std::map<std::string, Tensor> as_map(const nn::StateDict& sd) {
-  std::map<std::string, Tensor> m;
-  for (const auto& [k, t] : sd) m.emplace(k, t.clone());
-  return m;
-}
-
-std::string state_lines(const nn::Module& m) {
-  std::ostringstream os;
-  bool first = true;
-  for (const auto& [name, t] : m.state_dict()) {
-    os << (first ? "" : "\n") << name << " (";
-    for (int64_t d = 0; d < t.dim(); ++d) os << (d ? ", " : "") << t.size(d);
-    os << ")";
-    first = false;
-  }
-  return os.str();
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 constexpr double kTiny = 1.0 / 64;  // head 8 -> 16 -> 32 -> 64 -> 1 channels, self-attention on 16
 
@@ -88,7 +66,7 @@ TEST(NoGanCritic, HeadLayoutAndSpectralNorm) {
     EXPECT_EQ(conv->params().pad_h, i == 6 ? 0 : 1);
     EXPECT_EQ(conv->bias().defined(), i != 6);
   }
-  const auto sd = as_map(critic.state_dict());
+  const auto sd = state_map(critic.state_dict());
   EXPECT_EQ(sd.at("head.1.0.weight_orig").shape(), (Shape{16, 8, 4, 4}));
   EXPECT_EQ(sd.at("head.1.0.weight_u").shape(), (Shape{16}));
   EXPECT_EQ(sd.at("head.1.0.weight_v").shape(), (Shape{8 * 16}));
@@ -130,15 +108,15 @@ TEST(NoGanCritic, DropoutOnlyInTrainingAndSpectralNormIteratesOnlyInTraining) {
   const Variable x(test::random_tensor({2, 3, 193, 193}, 6));
   with_dropout.eval();
   without.eval();
-  const Tensor u_before = as_map(with_dropout.state_dict()).at("head.3.0.weight_u");
+  const Tensor u_before = state_map(with_dropout.state_dict()).at("head.3.0.weight_u");
   EXPECT_TRUE(test::all_close(with_dropout(x).data(), without(x).data(), 0, 0));  // eval: dropout is the identity
-  EXPECT_TRUE(test::all_close(u_before, as_map(with_dropout.state_dict()).at("head.3.0.weight_u"), 0, 0));
+  EXPECT_TRUE(test::all_close(u_before, state_map(with_dropout.state_dict()).at("head.3.0.weight_u"), 0, 0));
 
   with_dropout.train();
   without.train();
   const Tensor a = with_dropout(x).data(), b = without(x).data();
   EXPECT_GT(test::nmse(b, a), 1e-8);  // some of the 2 x (8 + 16 + 32) channels were dropped
-  EXPECT_FALSE(test::all_close(u_before, as_map(with_dropout.state_dict()).at("head.3.0.weight_u"), 1e-12, 0));
+  EXPECT_FALSE(test::all_close(u_before, state_map(with_dropout.state_dict()).at("head.3.0.weight_u"), 1e-12, 0));
 }
 
 TEST(NoGanCritic, FreezeTheBodyAsTheFirstThirtyEpochsDo) {
@@ -158,8 +136,8 @@ TEST(NoGanCritic, BodyLoadsTorchvisionResNet34Weights) {
   Generator gen_a(8), gen_b(9);
   models::ResNet34 resnet(gen_a, kTiny, 1000);
   NoGanCritic critic(gen_b, kTiny);
-  critic.body()->load_torchvision(as_map(resnet.state_dict()));  // fc.* skipped
-  const auto got = as_map(critic.state_dict());
+  critic.body()->load_torchvision(state_map(resnet.state_dict()));  // fc.* skipped
+  const auto got = state_map(critic.state_dict());
   for (const auto& [name, t] : resnet.state_dict()) {
     if (name.compare(0, 3, "fc.") == 0) continue;
     EXPECT_TRUE(test::all_close(t, got.at("body." + name), 0, 0)) << name;

@@ -13,32 +13,17 @@
 #include "autograd/ops.h"
 #include "models/resnet.h"
 #include "nn/recorder.h"
+#include "tests/support/model_util.h"
 #include "tests/support/test_util.h"
 
 namespace fg {
 namespace {
 
+using test::state_map;
+using test::state_lines;
+using test::error_of;
+
 using models::ResNet34;
-
-std::map<std::string, Tensor> as_map(const nn::StateDict& sd) {
-  std::map<std::string, Tensor> m;
-  for (const auto& [k, t] : sd) m.emplace(k, t.clone());
-  return m;
-}
-
-// "name (a, b)" per state-dict entry, as tools/golden_backbones.py writes torchvision's lists.
-std::string state_lines(const nn::Module& m, const std::string& skip_prefix = "") {
-  std::ostringstream os;
-  bool first = true;
-  for (const auto& [name, t] : m.state_dict()) {
-    if (!skip_prefix.empty() && name.compare(0, skip_prefix.size(), skip_prefix) == 0) continue;
-    os << (first ? "" : "\n") << name << " (";
-    for (int64_t d = 0; d < t.dim(); ++d) os << (d ? ", " : "") << t.size(d);
-    os << ")";
-    first = false;
-  }
-  return os.str();
-}
 
 std::string without_prefix(const std::string& lines, const std::string& prefix) {
   std::istringstream is(lines);
@@ -49,15 +34,6 @@ std::string without_prefix(const std::string& lines, const std::string& prefix) 
     first = false;
   }
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(ResNet34, ParameterCountsAreTorchvisions) {
@@ -115,7 +91,7 @@ TEST(ResNet34, WidthShapesAndOddSizes) {
   Generator gen(3);
   ResNet34 net(gen, 0.125, 0);
   net.eval();
-  const auto sd = as_map(net.state_dict());
+  const auto sd = state_map(net.state_dict());
   EXPECT_EQ(sd.at("conv1.weight").shape(), (Shape{8, 3, 7, 7}));
   EXPECT_EQ(sd.at("layer2.0.downsample.0.weight").shape(), (Shape{16, 8, 1, 1}));
   EXPECT_EQ(sd.at("layer4.2.conv2.weight").shape(), (Shape{64, 64, 3, 3}));
@@ -149,7 +125,7 @@ TEST(ResNet34, ScaledChannelsRoundsHalvesUpAndKeepsOne) {
 TEST(ResNet34, TorchvisionInitialisation) {
   Generator gen(4);
   ResNet34 net(gen, 1.0, 1000);
-  const auto sd = as_map(net.state_dict());
+  const auto sd = state_map(net.state_dict());
   auto stddev = [](const Tensor& t) {
     double s = 0, s2 = 0;
     const auto v = t.to_vector();
@@ -177,9 +153,9 @@ TEST(ResNet34, LoadTorchvisionRoundTrip) {
   a.forward(Variable(test::random_tensor({2, 3, 32, 32}, 7)));  // running statistics and counters move
   a.eval();
   b.eval();
-  b.load_torchvision(as_map(a.state_dict()));
+  b.load_torchvision(state_map(a.state_dict()));
   for (const auto& [name, t] : a.state_dict()) {
-    EXPECT_TRUE(test::all_close(t, as_map(b.state_dict()).at(name), 0, 0)) << name;
+    EXPECT_TRUE(test::all_close(t, state_map(b.state_dict()).at(name), 0, 0)) << name;
   }
   const Variable x(test::random_tensor({1, 3, 32, 32}, 8));
   EXPECT_TRUE(test::all_close(a(x).data(), b(x).data(), 0, 0));
@@ -188,12 +164,12 @@ TEST(ResNet34, LoadTorchvisionRoundTrip) {
   Generator gen_c(9);
   ResNet34 body(gen_c, 0.125, 0);
   body.eval();
-  body.load_torchvision(as_map(a.state_dict()));
+  body.load_torchvision(state_map(a.state_dict()));
   EXPECT_TRUE(test::all_close(a.forward_features(x).s2.data(), body.forward_features(x).s2.data(), 0, 0));
 
   // torchvision's published weights lack num_batches_tracked (set to 0, as PyTorch does), and are f32 where the
   // model may be f64.
-  auto old_style = as_map(a.state_dict());
+  auto old_style = state_map(a.state_dict());
   for (auto it = old_style.begin(); it != old_style.end();) {
     if (it->first.find("num_batches_tracked") != std::string::npos)
       it = old_style.erase(it);
@@ -204,33 +180,33 @@ TEST(ResNet34, LoadTorchvisionRoundTrip) {
   ResNet34 f64(gen_d, 0.125, 10);
   f64.to(DType::F64);
   f64.load_torchvision(old_style);
-  EXPECT_EQ(as_map(f64.state_dict()).at("layer1.0.bn1.num_batches_tracked").item(), 0.0);
-  EXPECT_EQ(as_map(f64.state_dict()).at("layer1.0.bn1.weight").dtype(), DType::F64);
+  EXPECT_EQ(state_map(f64.state_dict()).at("layer1.0.bn1.num_batches_tracked").item(), 0.0);
+  EXPECT_EQ(state_map(f64.state_dict()).at("layer1.0.bn1.weight").dtype(), DType::F64);
   EXPECT_TRUE(
-      test::all_close(a.state_dict()[0].second, as_map(f64.state_dict()).at("conv1.weight").to(DType::F32), 0, 0));
+      test::all_close(a.state_dict()[0].second, state_map(f64.state_dict()).at("conv1.weight").to(DType::F32), 0, 0));
 }
 
 TEST(ResNet34, LoadTorchvisionErrorsNameTheProblemAndChangeNothing) {
   Generator gen(11);
   ResNet34 net(gen, 0.125, 0);
-  const Tensor before = as_map(net.state_dict()).at("layer1.0.conv1.weight").clone();
+  const Tensor before = state_map(net.state_dict()).at("layer1.0.conv1.weight").clone();
   Generator gen2(12);
   ResNet34 other(gen2, 0.125, 0);
 
-  auto missing = as_map(other.state_dict());
+  auto missing = state_map(other.state_dict());
   missing.erase("layer2.1.conv1.weight");
   std::string msg = error_of([&] { net.load_torchvision(missing); });
   EXPECT_NE(msg.find("ResNet34::load_torchvision"), std::string::npos) << msg;
   EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
   EXPECT_NE(msg.find("layer2.1.conv1.weight"), std::string::npos) << msg;
 
-  auto wrong_shape = as_map(other.state_dict());
+  auto wrong_shape = state_map(other.state_dict());
   wrong_shape["layer3.0.bn1.weight"] = Tensor::ones({7});
   msg = error_of([&] { net.load_torchvision(wrong_shape); });
   EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
   EXPECT_NE(msg.find("layer3.0.bn1.weight"), std::string::npos) << msg;
 
-  auto unexpected = as_map(other.state_dict());
+  auto unexpected = state_map(other.state_dict());
   unexpected["layer5.0.conv1.weight"] = Tensor::ones({1});
   msg = error_of([&] { net.load_torchvision(unexpected); });
   EXPECT_NE(msg.find("unexpected"), std::string::npos) << msg;
@@ -239,16 +215,16 @@ TEST(ResNet34, LoadTorchvisionErrorsNameTheProblemAndChangeNothing) {
   // A wider network's weights (torchvision's own, into a width-0.125 model) are all shape mismatches.
   Generator gen3(13);
   ResNet34 wide(gen3, 0.25, 0);
-  msg = error_of([&] { net.load_torchvision(as_map(wide.state_dict())); });
+  msg = error_of([&] { net.load_torchvision(state_map(wide.state_dict())); });
   EXPECT_NE(msg.find("shape mismatches"), std::string::npos) << msg;
 
   // A classifier needs fc.*.
   Generator gen4(14);
   ResNet34 classifier(gen4, 0.125, 10);
-  msg = error_of([&] { classifier.load_torchvision(as_map(other.state_dict())); });
+  msg = error_of([&] { classifier.load_torchvision(state_map(other.state_dict())); });
   EXPECT_NE(msg.find("fc.weight"), std::string::npos) << msg;
 
-  EXPECT_TRUE(test::all_close(before, as_map(net.state_dict()).at("layer1.0.conv1.weight"), 0, 0));
+  EXPECT_TRUE(test::all_close(before, state_map(net.state_dict()).at("layer1.0.conv1.weight"), 0, 0));
 }
 
 TEST(ResNet34, FreezeAndUnfreezeByPrefix) {

@@ -13,30 +13,17 @@
 #include "autograd/ops.h"
 #include "models/vgg.h"
 #include "nn/recorder.h"
+#include "tests/support/model_util.h"
 #include "tests/support/test_util.h"
 
 namespace fg {
 namespace {
 
+using test::state_map;
+using test::state_lines;
+using test::error_of;
+
 using models::VGG16;
-
-std::map<std::string, Tensor> as_map(const nn::StateDict& sd) {
-  std::map<std::string, Tensor> m;
-  for (const auto& [k, t] : sd) m.emplace(k, t.clone());
-  return m;
-}
-
-std::string state_lines(const nn::Module& m) {
-  std::ostringstream os;
-  bool first = true;
-  for (const auto& [name, t] : m.state_dict()) {
-    os << (first ? "" : "\n") << name << " (";
-    for (int64_t d = 0; d < t.dim(); ++d) os << (d ? ", " : "") << t.size(d);
-    os << ")";
-    first = false;
-  }
-  return os.str();
-}
 
 // torchvision's list without the classifier (filmgrad builds the features only).
 std::string torchvision_features(const std::string& arch) {
@@ -48,15 +35,6 @@ std::string torchvision_features(const std::string& arch) {
     first = false;
   }
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(VGG16, ParameterCountsNamesAndIndicesAreTorchvisions) {
@@ -110,7 +88,7 @@ TEST(VGG16, TapShapesAtFullWidth) {
 TEST(VGG16, WidthScalesChannels) {
   Generator gen(3);
   VGG16 net(gen, true, 0.125);
-  const auto sd = as_map(net.state_dict());
+  const auto sd = state_map(net.state_dict());
   EXPECT_EQ(sd.at("features.0.weight").shape(), (Shape{8, 3, 3, 3}));
   EXPECT_EQ(sd.at("features.1.running_var").shape(), (Shape{8}));
   EXPECT_EQ(sd.at("features.40.weight").shape(), (Shape{64, 64, 3, 3}));
@@ -158,7 +136,7 @@ TEST(VGG16, ForwardTapsRunsOnlyAsFarAsTheLastIndexAndChecksIndices) {
 TEST(VGG16, TorchvisionInitialisation) {
   Generator gen(5);
   VGG16 net(gen, false);
-  const auto sd = as_map(net.state_dict());
+  const auto sd = state_map(net.state_dict());
   const auto w = sd.at("features.10.weight").to_vector();  // 128 -> 256
   double s2 = 0;
   for (double v : w) s2 += v * v;
@@ -170,7 +148,7 @@ TEST(VGG16, TorchvisionInitialisation) {
 TEST(VGG16, LoadTorchvisionSkipsTheClassifierAndReportsErrors) {
   Generator gen_a(6), gen_b(7);
   VGG16 a(gen_a, true, 0.125), b(gen_b, true, 0.125);
-  auto state = as_map(a.state_dict());
+  auto state = state_map(a.state_dict());
   state["classifier.0.weight"] = Tensor::ones({4, 2});  // torchvision's classifier: skipped
   state["classifier.6.bias"] = Tensor::ones({3});
   b.load_torchvision(state);
@@ -179,13 +157,13 @@ TEST(VGG16, LoadTorchvisionSkipsTheClassifierAndReportsErrors) {
   const Variable x(test::random_tensor({1, 3, 32, 32}, 8));
   EXPECT_TRUE(test::all_close(a(x).data(), b(x).data(), 0, 0));
 
-  auto missing = as_map(a.state_dict());
+  auto missing = state_map(a.state_dict());
   missing.erase("features.24.bias");
   std::string msg = error_of([&] { b.load_torchvision(missing); });
   EXPECT_NE(msg.find("VGG16-BN::load_torchvision"), std::string::npos) << msg;
   EXPECT_NE(msg.find("features.24.bias"), std::string::npos) << msg;
 
-  auto wrong = as_map(a.state_dict());
+  auto wrong = state_map(a.state_dict());
   wrong["features.25.running_mean"] = Tensor::zeros({3});
   msg = error_of([&] { b.load_torchvision(wrong); });
   EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
@@ -194,7 +172,7 @@ TEST(VGG16, LoadTorchvisionSkipsTheClassifierAndReportsErrors) {
   // VGG16-BN weights do not fit VGG16 (the indices differ).
   Generator gen_c(9);
   VGG16 plain(gen_c, false, 0.125);
-  EXPECT_THROW(plain.load_torchvision(as_map(a.state_dict())), Error);
+  EXPECT_THROW(plain.load_torchvision(state_map(a.state_dict())), Error);
 }
 
 TEST(VGG16, FreezeByPrefix) {

@@ -1,7 +1,11 @@
 // Shared test helpers; see test_util.h.
 #include "tests/support/test_util.h"
 
+#include <sys/wait.h>
+
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <sstream>
 
@@ -75,6 +79,33 @@ double nmse(const Tensor& ref, const Tensor& got) {
   const GradCheckResult r = gradcheck(f, xs, options, std::move(requires_grad));
   if (r.ok) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "gradient check failed: " << r.message;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+CommandResult run_filmgrad(const std::string& args) {
+  const std::string cmd = std::string(FG_BINARY_DIR) + "/filmgrad " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return {-1, "popen failed for: " + cmd};
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
 }
 
 std::string source_path(const std::string& relative) {

@@ -32,6 +32,17 @@ double nmse(const Tensor& ref, const Tensor& got);
                                    GradCheckOptions options = {});
 #define EXPECT_GRAD_OK(...) EXPECT_TRUE(::fg::test::grad_ok(__VA_ARGS__))
 
+// The message of the fg::Error that f throws, or "" when it throws none.
+std::string error_of(const std::function<void()>& f);
+
+// Runs the built filmgrad program with `args` (a shell-quoted string) and captures stdout and stderr together.
+struct CommandResult {
+  int status;       // exit status, -1 when the program did not exit normally
+  std::string out;  // stdout and stderr together
+};
+CommandResult run_filmgrad(const std::string& args);
+int count_lines(const std::string& s);
+
 // Path of a file in the source tree (FG_SOURCE_DIR is set by CMake), e.g. source_path("tests/golden/x.safetensors").
 std::string source_path(const std::string& relative);
 // Loads tests/golden/<name>.safetensors (throws with a hint to run tools/make_golden.py when missing).
