@@ -33,7 +33,7 @@ std::string help_text() {
          "\n"
          "options:\n" +
          model_options_help() +
-         "  --input FILE     an image (PNG 8/16-bit, JPEG, BMP, TGA, ...): read as RGB in [0, 1] (grey is\n"
+         "  --input FILE     an image (PNG or TIFF 8/16-bit, JPEG, BMP, TGA): read as RGB in [0, 1] (grey is\n"
          "                   repeated, alpha dropped) and, for the models that expect it (dynamic_unet,\n"
          "                   resnet34, vgg16, vgg16_bn, critic), ImageNet-normalised: (x - mean) / std with\n"
          "                   mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225);\n"

@@ -16,6 +16,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "data/image_io.h"
@@ -644,6 +645,35 @@ TEST(ImageIo, FailedWritesNameTheFileAndLeaveTheFolderAsItWas) {
     EXPECT_TRUE(fs::is_empty(dir / "ro"));
     ::chmod((dir / "ro").c_str(), 0755);
   }
+}
+
+TEST(ImageIo, DecodesAndEncodesFromSeveralThreadsAtOnce) {
+  // The data loader decodes in parallel: stb_image's failure reason is per thread and libtiff's error handlers are
+  // per file, so every thread gets its own pixels and its own messages.
+  const Image ref = random_image(3, 31, 29, 16, 21);
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"png", fg::data::encode_image(ref, "png")},
+      {"tiff", fg::data::encode_image(ref, "tiff")},
+      {"bad", std::string("\x89PNG\r\n\x1a\n", 8) + "truncated"},
+      {"bad tiff", fg::data::encode_image(ref, "tiff").substr(0, 100)}};
+  std::vector<std::string> failures(8);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < failures.size(); ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        const auto& [name, bytes] = files[(t + size_t(i)) % files.size()];
+        const std::string message = error_of([&] {
+          const Image got = fg::data::decode_image(bytes, name);
+          if (!fg::test::all_close(ref.pixels, got.pixels, 0.0, 0.0)) failures[t] += name + ": wrong pixels; ";
+          fg::data::encode_image(got, "png");
+        });
+        const bool should_fail = name.rfind("bad", 0) == 0;
+        if (should_fail != (message != "<no error>") || (should_fail && message.find("'" + name + "'") == std::string::npos))
+          failures[t] += name + ": " + message + "; ";
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (const std::string& f : failures) EXPECT_EQ(f, "");
 }
 
 TEST(ImageIo, MakeImageChecksItsTensor) {
