@@ -49,7 +49,7 @@ import sys
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_golden import case_generator, parse, serialize  # noqa: E402  (also sets f64, one thread, determinism)
+from make_golden import SelfAttention, case_generator, write_golden  # noqa: E402  (also sets f64, one thread, determinism)
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -166,31 +166,6 @@ class VGG16Features(nn.Module):
             if i in indices:
                 out["tap%d" % i] = x
         return out
-
-
-class SelfAttention(nn.Module):
-    """fastai v1's SelfAttention (layers.py), its conv1d (kaiming_normal_, then spectral_norm) included."""
-
-    def __init__(self, n_channels):
-        super().__init__()
-
-        def conv1d(ni, no):
-            conv = nn.Conv1d(ni, no, 1, stride=1, padding=0, bias=False)
-            nn.init.kaiming_normal_(conv.weight)
-            return nn.utils.spectral_norm(conv)
-
-        self.query = conv1d(n_channels, n_channels // 8)
-        self.key = conv1d(n_channels, n_channels // 8)
-        self.value = conv1d(n_channels, n_channels)
-        self.gamma = nn.Parameter(torch.tensor([0.0]))
-
-    def forward(self, x):
-        size = x.size()
-        x = x.view(*size[:2], -1)
-        f, g, h = self.query(x), self.key(x), self.value(x)
-        beta = F.softmax(torch.bmm(f.permute(0, 2, 1).contiguous(), g), dim=1)
-        o = self.gamma * torch.bmm(h, beta) + x
-        return o.view(*size).contiguous()
 
 
 def conv_layer(ni, nf, padding=1, bias=True, use_activ=True, self_attention=False):
@@ -431,21 +406,7 @@ def main():
     meta["_torch_version"] = torch.__version__
     meta["_torchvision_version"] = torchvision.__version__
     meta["_cases"] = ",".join(G.cases)
-    blob = serialize(G.tensors, meta)
-
-    back, back_meta = parse(blob)
-    assert back_meta == meta
-    assert sorted(back) == sorted(G.tensors)
-    for k, v in G.tensors.items():
-        assert back[k].shape == v.shape and torch.equal(back[k], v), k
-
-    os.makedirs(os.path.dirname(OUT_PATH), exist_ok=True)
-    tmp = OUT_PATH + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, OUT_PATH)
+    blob = write_golden(OUT_PATH, G.tensors, meta)
 
     print("wrote %s: %d models, %d tensors, %d bytes (torch %s, torchvision %s)" %
           (os.path.relpath(OUT_PATH, ROOT), len(G.cases), len(G.tensors), len(blob), torch.__version__,

@@ -42,7 +42,7 @@ except ImportError:
     sys.exit(2)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_golden import parse, serialize  # noqa: E402  (also sets f64 default, one thread, determinism)
+from make_golden import write_golden  # noqa: E402  (also sets f64 default, one thread, determinism)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_PATH = os.path.join(ROOT, "tests", "golden", "cross_channel.safetensors")
@@ -264,15 +264,7 @@ def main():
         meta["num_parameters_width1." + v] = str(num_parameters(CrossChannelNet(v, 1.0)))
         print("%-10s %7d parameters; losses %s" % (v, count, ", ".join("%.6f" % l for l in losses)))
 
-    blob = serialize({k: v.to(torch.float64) for k, v in tensors.items()}, meta)
-    back, back_meta = parse(blob)  # read back before replacing the file
-    assert back_meta == meta and sorted(back) == sorted(tensors)
-    for k, v in tensors.items():
-        assert torch.equal(back[k], v.to(torch.float64)), k
-    tmp = OUT_PATH + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(blob)
-    os.replace(tmp, OUT_PATH)
+    blob = write_golden(OUT_PATH, tensors, meta)
     print("wrote %s (%d tensors, %.2f MB)" % (os.path.relpath(OUT_PATH, ROOT), len(tensors), len(blob) / 1e6))
 
 

@@ -41,7 +41,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_golden import parse, serialize  # noqa: E402  (make_golden exits with a hint when torch is missing)
+from make_golden import SelfAttention, write_golden  # noqa: E402  (make_golden exits with a hint when torch is missing)
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -158,29 +158,6 @@ class PixelShuffleICNR(nn.Module):
         if self.blur:
             x = F.avg_pool2d(F.pad(x, (1, 0, 1, 0), mode="replicate"), 2, stride=1)
         return x
-
-
-class SelfAttention(nn.Module):
-    # fastai v1's SelfAttention: conv1d = Conv1d(ks 1, no bias), kaiming_normal_, spectral_norm.
-    def __init__(self, n_channels):
-        super().__init__()
-        self.query, self.key, self.value = [self._conv(n_channels, c)
-                                            for c in (n_channels // 8, n_channels // 8, n_channels)]
-        self.gamma = nn.Parameter(torch.tensor([0.0]))
-
-    @staticmethod
-    def _conv(ni, no):
-        conv = nn.Conv1d(ni, no, 1, bias=False)
-        nn.init.kaiming_normal_(conv.weight)
-        return nn.utils.spectral_norm(conv)
-
-    def forward(self, x):
-        size = x.size()
-        x = x.view(*size[:2], -1)
-        f, g, h = self.query(x), self.key(x), self.value(x)
-        beta = F.softmax(torch.bmm(f.permute(0, 2, 1).contiguous(), g), dim=1)
-        o = self.gamma * torch.bmm(h, beta) + x
-        return o.view(*size).contiguous()
 
 
 class UnetBlock(nn.Module):
@@ -369,19 +346,7 @@ def main():
         "parameters": ",".join(param_names),
         "buffers": ",".join(buffer_names),
     }
-    blob = serialize(tensors, meta)
-    back, back_meta = parse(blob)
-    assert back_meta == meta and sorted(back) == sorted(tensors)
-    for k, v in tensors.items():
-        assert torch.equal(back[k], v), k
-
-    os.makedirs(os.path.dirname(OUT_PATH), exist_ok=True)
-    tmp = OUT_PATH + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, OUT_PATH)
+    blob = write_golden(OUT_PATH, tensors, meta)
 
     yt, ye = T["y_train"], T["y_eval"]
     print("wrote %s: %d tensors, %d bytes (torch %s)" %

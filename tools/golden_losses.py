@@ -33,7 +33,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_golden import case_generator, gram_matrix, parse, serialize, ssim  # noqa: E402
+from make_golden import case_generator, gram_matrix, ssim, write_golden  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -172,18 +172,7 @@ def main():
     meta["gram_style_loss"] = json.dumps({"weight": 3.5})
 
     tensors = {k: v.detach().to(torch.float64).contiguous() for k, v in out.items()}
-    blob = serialize(tensors, meta)
-    back, back_meta = parse(blob)  # read the bytes back before replacing the file
-    assert back_meta == meta and sorted(back) == sorted(tensors)
-    for k, v in tensors.items():
-        assert back[k].shape == v.shape and torch.equal(back[k], v), k
-
-    tmp = OUT_PATH + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, OUT_PATH)
+    blob = write_golden(OUT_PATH, tensors, meta)
     print("wrote %s: %d tensors, %d bytes (torch %s)" %
           (os.path.relpath(OUT_PATH, ROOT), len(tensors), len(blob), torch.__version__))
     for variant in VARIANTS:

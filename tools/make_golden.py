@@ -26,6 +26,7 @@ import zlib
 
 try:
     import torch
+    import torch.nn as nn
     import torch.nn.functional as F
 except ImportError:
     sys.stderr.write(
@@ -179,6 +180,31 @@ def self_attention(x, wq, wk, wv, gamma):
     beta = F.softmax(torch.bmm(f.permute(0, 2, 1).contiguous(), g), dim=1)
     o = gamma * torch.bmm(h, beta) + xv
     return o.view(*size).contiguous()
+
+
+class SelfAttention(nn.Module):
+    """fastai v1's SelfAttention (layers.py), its conv1d (kaiming_normal_, then spectral_norm) included."""
+
+    def __init__(self, n_channels):
+        super().__init__()
+
+        def conv1d(ni, no):
+            conv = nn.Conv1d(ni, no, 1, stride=1, padding=0, bias=False)
+            nn.init.kaiming_normal_(conv.weight)
+            return nn.utils.spectral_norm(conv)
+
+        self.query = conv1d(n_channels, n_channels // 8)
+        self.key = conv1d(n_channels, n_channels // 8)
+        self.value = conv1d(n_channels, n_channels)
+        self.gamma = nn.Parameter(torch.tensor([0.0]))
+
+    def forward(self, x):
+        size = x.size()
+        x = x.view(*size[:2], -1)
+        f, g, h = self.query(x), self.key(x), self.value(x)
+        beta = F.softmax(torch.bmm(f.permute(0, 2, 1).contiguous(), g), dim=1)
+        o = self.gamma * torch.bmm(h, beta) + x
+        return o.view(*size).contiguous()
 
 
 def nearest_source_index(out_size, in_size):
@@ -624,6 +650,28 @@ def parse(blob):
     return out, meta
 
 
+def write_golden(path, tensors, metadata, max_bytes=None):
+    """Serializes `tensors` (converted to f64) and `metadata`, reads the bytes back and checks every tensor bit for
+    bit (NaN included) before replacing `path` atomically, so a writer bug cannot leave a broken golden file.
+    Returns the bytes written. Every golden script writes through this."""
+    tensors = {k: v.to(torch.float64) for k, v in tensors.items()}
+    blob = serialize(tensors, metadata)
+    if max_bytes is not None:
+        assert len(blob) < max_bytes, "%s would be %d bytes, over its %d-byte budget" % (path, len(blob), max_bytes)
+    back, back_meta = parse(blob)
+    assert back_meta == metadata and sorted(back) == sorted(tensors)
+    for k, v in tensors.items():
+        assert back[k].shape == v.shape and back[k].numpy().tobytes() == v.contiguous().numpy().tobytes(), k
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(blob)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return blob
+
+
 def main():
     G = Golden()
     for family in (elementwise, views, reductions, activations, dropout_and_cast, convolutions, linear_algebra,
@@ -634,22 +682,7 @@ def main():
     meta["_format"] = FORMAT
     meta["_generator"] = "tools/make_golden.py"
     meta["_torch_version"] = torch.__version__
-    blob = serialize(G.tensors, meta)
-
-    # Read the bytes back before replacing the file, so a writer bug cannot leave a broken golden file behind.
-    back, back_meta = parse(blob)
-    assert back_meta == meta
-    assert sorted(back) == sorted(G.tensors)
-    for k, v in G.tensors.items():
-        assert back[k].shape == v.shape and torch.equal(back[k], v) or torch.isnan(v).any(), k
-
-    os.makedirs(os.path.dirname(OUT_PATH), exist_ok=True)
-    tmp = OUT_PATH + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, OUT_PATH)
+    blob = write_golden(OUT_PATH, G.tensors, meta)
 
     families = {}
     for name in G.order:

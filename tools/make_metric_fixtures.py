@@ -28,7 +28,7 @@ import sys
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_golden import parse, serialize  # noqa: E402
+from make_golden import write_golden  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -198,20 +198,7 @@ def main():
         meta[name] = json.dumps(p, sort_keys=True)
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
 
-    blob = serialize(tensors, meta)
-    assert len(blob) < MAX_BYTES, len(blob)
-    back, back_meta = parse(blob)  # read the bytes back before replacing the file
-    assert back_meta == meta and sorted(back) == sorted(tensors)
-    for k, v in tensors.items():
-        assert back[k].shape == v.shape and torch.equal(back[k], v), k
-
-    os.makedirs(os.path.dirname(OUT_PATH), exist_ok=True)
-    tmp = OUT_PATH + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, OUT_PATH)
+    blob = write_golden(OUT_PATH, tensors, meta, max_bytes=MAX_BYTES)
 
     print("wrote %s: %d cases, %d tensors, %d bytes (scikit-image %s, scipy %s)" %
           (os.path.relpath(OUT_PATH, ROOT), len(cases), len(tensors), len(blob), skimage.__version__,
