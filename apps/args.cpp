@@ -30,11 +30,29 @@ const OptionSpec* ArgParser::find(const std::string& flag) const {
 }
 
 void ArgParser::parse(int argc, char** argv, int first) {
+  parse_impl(argc, argv, first, nullptr);
+}
+
+std::vector<std::string> ArgParser::parse_with_positionals(int argc, char** argv, int first) {
+  std::vector<std::string> positionals;
+  parse_impl(argc, argv, first, &positionals);
+  return positionals;
+}
+
+void ArgParser::parse_impl(int argc, char** argv, int first, std::vector<std::string>* positionals) {
   for (int i = first; i < argc; ++i) {
     const std::string a = argv[i];
+    if (positionals != nullptr && a == "--") {
+      for (++i; i < argc; ++i) positionals->push_back(argv[i]);
+      break;
+    }
     const OptionSpec* spec = find(a);
     if (spec == nullptr) {
       if (a.rfind("-", 0) == 0) throw UsageError("unknown option '" + a + "' for " + command_);
+      if (positionals != nullptr) {
+        positionals->push_back(a);
+        continue;
+      }
       throw UsageError("unexpected argument '" + a + "' for " + command_ + " (options start with --)");
     }
     if (given_.count(a)) throw UsageError("option " + a + " is given twice");

@@ -33,6 +33,10 @@ class ArgParser {
   // Parses argv[first..argc). Throws UsageError for an unknown option, a positional argument, a missing value or
   // an option given twice.
   void parse(int argc, char** argv, int first);
+  // The same for commands that take positional arguments ("synth IN_DIR -o OUT"): arguments that are neither an
+  // option nor an option's value are returned in order instead of being refused. An argument starting with '-'
+  // is always an option; after "--" every argument is positional (for a file named "-x").
+  std::vector<std::string> parse_with_positionals(int argc, char** argv, int first);
 
   bool has(const std::string& flag) const;
   // The value of a one-value option; `fallback` when absent.
@@ -52,6 +56,7 @@ class ArgParser {
 
  private:
   const OptionSpec* find(const std::string& flag) const;
+  void parse_impl(int argc, char** argv, int first, std::vector<std::string>* positionals);
 
   std::string command_;
   std::vector<OptionSpec> options_;

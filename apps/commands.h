@@ -12,6 +12,11 @@ inline constexpr const char* kFilmgradVersion = "0.1.0";
 int cmd_demo(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_forward(int argc, char** argv);
+int cmd_synth(int argc, char** argv);
+int cmd_train(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+int cmd_restore(int argc, char** argv);
+int cmd_metrics(int argc, char** argv);
 int cmd_version(int argc, char** argv);
 
 }  // namespace fg::apps

@@ -2,6 +2,11 @@
 //   demo      train a small U-Net on the CPU to remove synthetic dust from generated images, report PSNR
 //   inspect   a model's layer table (output shapes, parameter counts, trainable or frozen) and totals
 //   forward   run a model on an image or a tensor file; write its output and, on request, every layer's output
+//   synth     write damaged/clean pairs from a folder of clean images
+//   train     train a restoration network on a folder of photos
+//   eval      evaluate checkpoints on the test split: tables, histograms, examples, as an HTML report
+//   restore   restore images of any size with a trained network, tiled
+//   metrics   PSNR and SSIM of two images
 //   version   print the version and build configuration
 // User errors print one line "filmgrad: error: ..." and exit with status 2 (bad usage, a missing input file) or
 // 1 (any other failure).
@@ -23,6 +28,11 @@ constexpr Command kCommands[] = {
     {"demo", fg::apps::cmd_demo},
     {"inspect", fg::apps::cmd_inspect},
     {"forward", fg::apps::cmd_forward},
+    {"synth", fg::apps::cmd_synth},
+    {"train", fg::apps::cmd_train},
+    {"eval", fg::apps::cmd_eval},
+    {"restore", fg::apps::cmd_restore},
+    {"metrics", fg::apps::cmd_metrics},
     {"version", fg::apps::cmd_version},
 };
 
@@ -36,6 +46,11 @@ constexpr const char* kUsage =
     "            parameter totals\n"
     "  forward   --model NAME --input FILE --output FILE.safetensors: run a model in eval mode and write\n"
     "            its output (and with --activations every layer's output), e.g. to compare with PyTorch\n"
+    "  synth     IN_DIR -o OUT_DIR: write damaged/clean pairs (dust and scratches, or damaged negatives)\n"
+    "  train     --data DIR --out RUN: train a restoration network (presets: dissertation, cross-channel)\n"
+    "  eval      RUN --data DIR: the papers' tables and plots as one HTML report (plus CSV)\n"
+    "  restore   IN... -o OUT --model RUN: restore images of any size (tiled), keeping their bit depth\n"
+    "  metrics   A B: PSNR and SSIM of two images, whole and per channel\n"
     "  version   print the version and how this binary was built\n"
     "\n"
     "Run 'filmgrad <command> --help' for a command's options; docs/cli.md has examples.\n";

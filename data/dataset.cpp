@@ -300,6 +300,9 @@ RestorationDataset::RestorationDataset(std::string root, std::vector<std::string
     : root_(std::move(root)), paths_(std::move(paths)), options_(options), impl_(std::make_unique<Impl>()) {
   FG_CHECK(!paths_.empty(), "the dataset under '" << root_ << "' has no images");
   FG_CHECK(options_.size >= 0, "the sample size must be 0 (full size) or positive, got " << options_.size);
+  FG_CHECK(options_.load_size == 0 || options_.load_size >= options_.size,
+           "the load size (the shorter side images are resized to before cropping) must be 0 or at least the sample "
+           "size " << options_.size << ", got " << options_.load_size);
   FG_CHECK(options_.samples_per_image >= 1, "samples per image must be at least 1, got " << options_.samples_per_image);
   FG_CHECK(options_.cache_mb >= 0, "the cache size must be 0 or more MiB, got " << options_.cache_mb);
   FG_CHECK(!(options_.task == Task::NEGATIVE && !options_.overlay_dir.empty()),
@@ -328,15 +331,17 @@ Sample RestorationDataset::get(int64_t index, int64_t epoch) const {
   const uint64_t e = options_.fixed_damage ? 0 : uint64_t(epoch);
   Generator gen(mix_seed(options_.seed, e, uint64_t(index), SeedPurpose::SAMPLE));
   const int64_t S = options_.size;
+  const int64_t L = S > 0 && options_.load_size > S ? options_.load_size : S;
 
-  const Tensor full = impl_->image(root_, path, number, S);  // its fg::Error names the file
+  const Tensor full = impl_->image(root_, path, number, L);  // its fg::Error names the file
   Sample s;
   s.name = options_.samples_per_image > 1 ? path + "#" + std::to_string(k) : path;
   try {
     Tensor clean;
     if (S > 0) {
-      const CropBox box = options_.train ? random_crop_box(full.size(1), full.size(2), S, S, gen)
-                                         : center_crop_box(full.size(1), full.size(2), S, S);
+      const bool random_box = options_.train || k > 0;
+      const CropBox box = random_box ? random_crop_box(full.size(1), full.size(2), S, S, gen)
+                                     : center_crop_box(full.size(1), full.size(2), S, S);
       clean = crop(full, box);
     } else {
       clean = full.clone();  // the cached pixels stay untouched whatever the caller does with the sample
@@ -358,7 +363,7 @@ Sample RestorationDataset::get(int64_t index, int64_t epoch) const {
       if (options_.negative.w_patch > 0 && paths_.size() >= 2) {
         int64_t j = int64_t(uniform_below(gen, uint64_t(paths_.size()) - 1));
         if (j >= number) ++j;
-        other = impl_->image(root_, paths_[size_t(j)], j, S);
+        other = impl_->image(root_, paths_[size_t(j)], j, L);
       }
       const NegativeDamage d = damage_negative(clean, other, gen, options_.negative);
       s.input = Tensor::empty({3, H, W});

@@ -82,11 +82,16 @@ std::string task_name(Task task);
 struct DatasetOptions {
   Task task = Task::DUST;
   int64_t size = 64;          // S: samples are S x S (0: each image at its own size, see above)
+  // The shorter side images are resized to before the S x S crop: 0 means S (the whole image, shrunk, as fastai
+  // and the dissertation train); larger values take crops of a larger rendering (small photo folders, the demo).
+  int64_t load_size = 0;
   bool train = false;         // random crops (otherwise centre crops)
   bool augment = false;       // data/augment.h with `augment_options`
   bool fixed_damage = false;  // damage and crop drawn from the index alone (validation, test)
   uint64_t seed = 0;
-  int64_t samples_per_image = 1;  // crops taken from each image per epoch (small photo folders, the demo)
+  // Crops taken from each image per epoch (small photo folders, the demo). Without `train`, crop 0 is the centre
+  // crop and crops k > 0 are random boxes drawn from the sample's fixed generator, so they differ but never change.
+  int64_t samples_per_image = 1;
   AugmentOptions augment_options;
   DustOptions dust;
   std::string overlay_dir;  // DUST: a folder of overlay images instead of the generator

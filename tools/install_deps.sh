@@ -3,12 +3,16 @@
 # CUDA (nvcc) is optional and never installed here: filmgrad builds without it.
 #   tools/install_deps.sh           what building and testing need
 #   tools/install_deps.sh --golden  also PyTorch, torchvision and scikit-image, which only the golden-file scripts use
+#   tools/install_deps.sh --demo    also mate-backgrounds: the nature photographs `make demo` trains on
 set -euo pipefail
 
 packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev libstb-dev libtiff-dev zlib1g-dev)
-if [ "${1:-}" = "--golden" ]; then
-  packages+=(python3-torch python3-torchvision python3-skimage)
-fi
+case "${1:-}" in
+  --golden) packages+=(python3-torch python3-torchvision python3-skimage) ;;
+  --demo) packages+=(mate-backgrounds) ;;
+  "") ;;
+  *) echo "filmgrad: error: unknown option '$1' (use --golden or --demo)" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

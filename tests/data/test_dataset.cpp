@@ -352,6 +352,28 @@ TEST_F(Samples, SamplesPerImageAndIndices) {
   EXPECT_NE(fg::test::error_of([&] { ds.get(-1, 0); }).find("outside"), std::string::npos);
 }
 
+TEST_F(Samples, LoadSizeCropsPiecesOfALargerRenderingAndFixedCropsDiffer) {
+  // Without training, crop 0 is the centre and crops k > 0 are fixed random boxes: all differ, none changes.
+  DatasetOptions o = options(Task::DUST, false, true);
+  o.size = 16;
+  o.load_size = 40;
+  o.samples_per_image = 3;
+  const RestorationDataset ds(dir_->str(), paths(), o);
+  EXPECT_EQ(ds.get(0, 0).clean.shape(), (Shape{3, 16, 16}));
+  EXPECT_FALSE(same(ds.get(0, 0).clean, ds.get(1, 0).clean));
+  EXPECT_FALSE(same(ds.get(1, 0).clean, ds.get(2, 0).clean));
+  EXPECT_TRUE(same(ds.get(2, 0).clean, ds.get(2, 5).clean));
+  // The centre crop of a 40-px rendering is not the centre crop of a 16-px one (a larger scale of detail).
+  DatasetOptions small = o;
+  small.load_size = 0;
+  const RestorationDataset ds_small(dir_->str(), paths(), small);
+  EXPECT_FALSE(same(ds.get(0, 0).clean, ds_small.get(0, 0).clean));
+  DatasetOptions bad = o;
+  bad.load_size = 8;
+  EXPECT_NE(fg::test::error_of([&] { RestorationDataset b(dir_->str(), paths(), bad); }).find("load size"),
+            std::string::npos);
+}
+
 TEST_F(Samples, CacheStaysWithinItsBudget) {
   DatasetOptions o = options(Task::DUST, false, true);
   o.size = 128;  // each cached image is 3 x 128 x (128..) f32, about 0.2-0.3 MiB: a few fit in 1 MiB

@@ -1,0 +1,405 @@
+// The restoration model of task.h: networks from the registry, ImageNet normalisation for the Dynamic U-Net, the
+// losses of SPEC A and B, and the small JSON form of ModelConfig that checkpoints carry.
+#include "apps/task.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "autograd/ops.h"
+#include "models/cross_channel.h"
+#include "models/dynamic_unet.h"
+#include "models/registry.h"
+#include "nn/checkpoint.h"
+#include "nn/losses.h"
+#include "tensor/safetensors.h"
+
+namespace fg::apps {
+
+namespace {
+
+// torchvision's ImageNet statistics (what the Dynamic U-Net's encoder and the VGG loss network expect).
+constexpr double kMean[3] = {0.485, 0.456, 0.406};
+constexpr double kStd[3] = {0.229, 0.224, 0.225};
+
+const char* const kDustModels[] = {"dynamic_unet", "tiny_unet"};
+const char* const kNegativeModels[] = {"cross_channel", "cross_channel_no_mask", "cross_channel_plain"};
+const char* const kDustLosses[] = {"mse", "mae", "ssim", "model1", "model2", "model3"};
+
+template <size_t N>
+bool one_of(const std::string& s, const char* const (&list)[N]) {
+  return std::find_if(std::begin(list), std::end(list), [&](const char* x) { return s == x; }) != std::end(list);
+}
+
+template <size_t N>
+std::string join(const char* const (&list)[N]) {
+  std::string out;
+  for (const char* x : list) out += (out.empty() ? "" : ", ") + std::string(x);
+  return out;
+}
+
+// ---- a flat JSON object: string, number, true/false/null values (all a ModelConfig holds) ----
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+
+// Parses {"key": value, ...} into key -> raw text (strings unescaped, other values as written).
+std::map<std::string, std::string> parse_flat_json(const std::string& text) {
+  size_t i = 0;
+  auto fail = [&](const std::string& what) -> void {
+    throw Error("the model description (a checkpoint's \"config\") is not valid JSON: " + what + " at character " +
+                std::to_string(i));
+  };
+  auto skip_ws = [&] {
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  };
+  auto parse_string = [&]() -> std::string {
+    if (i >= text.size() || text[i] != '"') fail("expected a string");
+    ++i;
+    std::string out;
+    while (true) {
+      if (i >= text.size()) fail("unterminated string");
+      const char c = text[i++];
+      if (c == '"') break;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (i >= text.size()) fail("unterminated escape");
+      const char e = text[i++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'n': out += '\n'; break;
+        case 't': out += '\t'; break;
+        case 'r': out += '\r'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'u': {
+          if (i + 4 > text.size()) fail("short \\u escape");
+          const unsigned code = unsigned(std::stoul(text.substr(i, 4), nullptr, 16));
+          i += 4;
+          if (code < 0x80) {
+            out += char(code);
+          } else if (code < 0x800) {
+            out += char(0xC0 | (code >> 6));
+            out += char(0x80 | (code & 0x3F));
+          } else {
+            out += char(0xE0 | (code >> 12));
+            out += char(0x80 | ((code >> 6) & 0x3F));
+            out += char(0x80 | (code & 0x3F));
+          }
+          break;
+        }
+        default: fail("unknown escape");
+      }
+    }
+    return out;
+  };
+  std::map<std::string, std::string> out;
+  skip_ws();
+  if (i >= text.size() || text[i] != '{') fail("expected '{'");
+  ++i;
+  skip_ws();
+  if (i < text.size() && text[i] == '}') return out;
+  while (true) {
+    skip_ws();
+    const std::string key = parse_string();
+    skip_ws();
+    if (i >= text.size() || text[i] != ':') fail("expected ':'");
+    ++i;
+    skip_ws();
+    if (i < text.size() && text[i] == '"') {
+      out[key] = parse_string();
+    } else {
+      const size_t start = i;
+      while (i < text.size() && text[i] != ',' && text[i] != '}' && !std::isspace(static_cast<unsigned char>(text[i])))
+        ++i;
+      if (i == start) fail("expected a value");
+      out[key] = text.substr(start, i - start);
+    }
+    skip_ws();
+    if (i < text.size() && text[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (i < text.size() && text[i] == '}') break;
+    fail("expected ',' or '}'");
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- ModelConfig ----
+
+std::string ModelConfig::to_json() const {
+  return "{\"task\":" + json_string(task) + ",\"model\":" + json_string(model) + ",\"width\":" + json_number(width) +
+         ",\"loss\":" + json_string(loss) + ",\"vgg_weights\":" + json_string(vgg_weights) +
+         ",\"encoder_weights\":" + json_string(encoder_weights) + "}";
+}
+
+ModelConfig ModelConfig::from_json(const std::string& json) {
+  const std::map<std::string, std::string> fields = parse_flat_json(json);
+  ModelConfig c;
+  auto text = [&](const char* key, std::string& into, bool required) {
+    const auto it = fields.find(key);
+    if (it != fields.end()) {
+      into = it->second;
+    } else if (required) {
+      throw Error(std::string("the model description (a checkpoint's \"config\") has no \"") + key + "\"");
+    }
+  };
+  text("task", c.task, true);
+  text("model", c.model, true);
+  text("loss", c.loss, false);
+  text("vgg_weights", c.vgg_weights, false);
+  text("encoder_weights", c.encoder_weights, false);
+  const auto w = fields.find("width");
+  if (w != fields.end()) {
+    char* end = nullptr;
+    c.width = std::strtod(w->second.c_str(), &end);
+    FG_CHECK(end != w->second.c_str() && *end == '\0',
+             "the model description's \"width\" is not a number: '" << w->second << "'");
+  }
+  c.validate();
+  return c;
+}
+
+void ModelConfig::validate() const {
+  FG_CHECK(std::isfinite(width) && width > 0, "the width multiplier must be a positive number, got " << width);
+  if (task == "dust") {
+    FG_CHECK(one_of(model, kDustModels),
+             "the model '" << model << "' does not do the dust task; use one of " << join(kDustModels));
+    FG_CHECK(one_of(loss, kDustLosses),
+             "unknown loss '" << loss << "' for the dust task; the losses are " << join(kDustLosses));
+  } else if (task == "negative") {
+    FG_CHECK(one_of(model, kNegativeModels),
+             "the model '" << model << "' does not do the negative task; use one of " << join(kNegativeModels));
+    FG_CHECK(loss == "cross_channel",
+             "the negative task trains with its own combined loss (BCE on the mask + MSE(B') + MSE(B'')): the loss "
+             "must be 'cross_channel', not '"
+                 << loss << "'");
+  } else {
+    throw Error("unknown task '" + task + "'; the tasks are dust (RGB dust and scratches) and negative (the blue "
+                "channel of old negatives)");
+  }
+}
+
+// ---- RestorationModel ----
+
+struct RestorationModel::Impl {
+  bool imagenet = false;
+  Tensor mean, stddev;  // (1, 3, 1, 1) on the network's device, made when first needed
+  models::CrossChannelNet* cross = nullptr;
+  models::DynamicUNet* unet = nullptr;
+
+  void ensure_stats(Device device) {
+    if (mean.defined() && mean.device() == device) return;
+    mean = Tensor::from_vector({kMean[0], kMean[1], kMean[2]}, {1, 3, 1, 1}).to(device);
+    stddev = Tensor::from_vector({kStd[0], kStd[1], kStd[2]}, {1, 3, 1, 1}).to(device);
+  }
+  Variable normalize(const Variable& x) {
+    ensure_stats(x.data().device());
+    return div(sub(x, Variable(mean.to(x.dtype()))), Variable(stddev.to(x.dtype())));
+  }
+  Variable denormalize(const Variable& y) {
+    ensure_stats(y.data().device());
+    return add(mul(y, Variable(stddev.to(y.dtype()))), Variable(mean.to(y.dtype())));
+  }
+};
+
+RestorationModel::RestorationModel(const ModelConfig& config, Generator& gen, bool build_loss)
+    : config_(config), impl_(std::make_unique<Impl>()) {
+  config_.validate();
+  module_ = models::create_model(config_.model, gen, config_.width);
+  impl_->cross = dynamic_cast<models::CrossChannelNet*>(module_.get());
+  impl_->unet = dynamic_cast<models::DynamicUNet*>(module_.get());
+  const models::ModelSpec* spec = models::find_model(config_.model);
+  impl_->imagenet = spec != nullptr && spec->imagenet_input;
+  if (!config_.encoder_weights.empty()) {
+    FG_CHECK(impl_->unet != nullptr, "--encoder-weights needs the dynamic_unet model (it loads a torchvision ResNet34 "
+                                     "into the encoder), not '"
+                                         << config_.model << "'");
+    impl_->unet->encoder().load_torchvision(load_safetensors(config_.encoder_weights).tensors);
+  }
+  if (build_loss && (config_.loss == "model1" || config_.loss == "model2" || config_.loss == "model3")) {
+    FG_CHECK(!config_.vgg_weights.empty(),
+             "the loss '" << config_.loss
+                          << "' compares VGG16-BN features: pass --vgg-weights FILE (torchvision's vgg16_bn state "
+                             "dict converted to safetensors), or --vgg-weights random for an untrained VGG (tests)");
+    // The loss network's random initialisation has its own stream, so choosing a loss does not change the
+    // network's weights.
+    Generator vgg_gen(0x766767);
+    perceptual_ = std::make_shared<models::PerceptualLoss>(vgg_gen, models::parse_perceptual_variant(config_.loss));
+    if (config_.vgg_weights != "random")
+      perceptual_->vgg().load_torchvision(load_safetensors(config_.vgg_weights).tensors);
+  }
+}
+
+RestorationModel::~RestorationModel() = default;
+
+data::Task RestorationModel::task() const { return data::parse_task(config_.task); }
+
+void RestorationModel::to(Device device) {
+  module_->to(device);
+  if (perceptual_) perceptual_->to(device);
+  impl_->mean = Tensor();
+  impl_->stddev = Tensor();
+}
+
+int64_t RestorationModel::size_multiple() const {
+  if (impl_->unet) return 32;
+  if (impl_->cross) return 16;
+  return 4;  // TinyUNet: two 2x2 pools
+}
+
+int64_t RestorationModel::out_channels() const { return config_.task == "negative" ? 1 : 3; }
+
+bool RestorationModel::has_encoder() const { return impl_->unet != nullptr; }
+
+void RestorationModel::set_encoder_frozen(bool frozen) {
+  if (!impl_->unet) return;
+  if (frozen) {
+    impl_->unet->freeze_encoder();
+  } else {
+    impl_->unet->unfreeze();
+  }
+}
+
+Variable RestorationModel::predict(const Variable& input) {
+  FG_CHECK(input.dim() == 4 && input.size(1) == 3,
+           "the restoration networks take (N, 3, H, W) images, got " << shape_str(input.shape()));
+  const int64_t m = size_multiple();
+  FG_CHECK(input.size(2) % m == 0 && input.size(3) % m == 0,
+           config_.model << " needs H and W to be multiples of " << m << ", got " << input.size(2) << " x "
+                         << input.size(3));
+  if (impl_->cross) return impl_->cross->forward_all(input).b_final;
+  if (impl_->imagenet) return impl_->denormalize((*module_)(impl_->normalize(input)));
+  return (*module_)(input);
+}
+
+Tensor RestorationModel::predict_mask(const Tensor& input) {
+  NoGradGuard no_grad;
+  const Variable x(input);
+  if (impl_->cross && impl_->cross->variant() == models::CrossChannelVariant::FULL)
+    return sigmoid(impl_->cross->forward_all(x).mask_logits).data().to(Device::cpu()).contiguous();
+  const Tensor pred = predict(x).data().to(Device::cpu()).to(DType::F32).contiguous();
+  const Tensor in = input.to(Device::cpu()).to(DType::F32).contiguous();
+  const int64_t N = in.size(0), H = in.size(2), W = in.size(3), plane = H * W;
+  const int64_t pc = pred.size(1);
+  Tensor mask = Tensor::empty({N, 1, H, W});
+  const float* p = pred.data<float>();
+  const float* x_in = in.data<float>();
+  float* out = mask.data<float>();
+  // The change the network made, largest over the channels it predicts; x4 so that faint corrections show.
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < plane; ++i) {
+      float diff = 0.0f;
+      for (int64_t c = 0; c < pc; ++c) {
+        const int64_t in_c = pc == 1 ? 2 : c;  // negative: the blue channel is what was restored
+        diff = std::max(diff, std::fabs(p[(n * pc + c) * plane + i] - x_in[(n * 3 + in_c) * plane + i]));
+      }
+      out[n * plane + i] = std::min(1.0f, 4.0f * diff);
+    }
+  return mask;
+}
+
+LossValue RestorationModel::loss(const data::Batch& batch) {
+  FG_CHECK(batch.input.defined() && batch.target.defined(), "a training batch needs input and target");
+  const Device device = module_->parameters().empty() ? Device::cpu() : module_->parameters()[0].data().device();
+  const Variable input(batch.input.to(device));
+  const Variable target(batch.target.to(device));
+  LossValue out;
+  if (impl_->cross) {
+    const models::CrossChannelOutput o = impl_->cross->forward_all(input);
+    const Variable mask = batch.mask.defined() ? Variable(batch.mask.to(device)) : Variable();
+    const models::CrossChannelLossTerms t = models::cross_channel_loss_terms(o, mask, target);
+    if (t.bce_mask.defined()) out.terms["bce_mask"] = t.bce_mask.item();
+    if (t.mse_cross.defined()) out.terms["mse_cross"] = t.mse_cross.item();
+    out.terms["mse_final"] = t.mse_final.item();
+    out.total = t.total;
+    out.terms["total"] = out.total.item();
+    return out;
+  }
+  // Dust: the loss is computed where the network works (ImageNet-normalised space for the Dynamic U-Net, as the
+  // dissertation trains it), so the perceptual loss's VGG sees what its ImageNet weights expect.
+  const Variable x = impl_->imagenet ? impl_->normalize(input) : input;
+  const Variable y = impl_->imagenet ? impl_->normalize(target) : target;
+  const Variable pred = (*module_)(x);
+  const std::string& loss = config_.loss;
+  if (loss == "mse") {
+    out.total = mse_loss(pred, y);
+  } else if (loss == "mae") {
+    out.total = l1_loss(pred, y);
+  } else if (loss == "ssim") {
+    out.total = nn::ssim_loss(pred, y, 11);
+  } else {
+    FG_CHECK(perceptual_ != nullptr,
+             "this model was loaded for inference; the loss network of '" << loss << "' is not built");
+    const models::PerceptualTerms t = perceptual_->compute(pred, y);
+    double pixel = 0, content = 0, style = 0;
+    for (double v : t.pixel) pixel += v;
+    for (double v : t.content) content += v;
+    for (double v : t.style) style += v;
+    out.terms["pixel"] = pixel;
+    out.terms["content"] = content;
+    out.terms["style"] = style;
+    out.total = t.total;
+  }
+  out.terms[loss] = out.total.item();
+  out.terms["total"] = out.total.item();
+  return out;
+}
+
+std::unique_ptr<RestorationModel> load_restoration_model(const std::string& checkpoint_path, int64_t* step) {
+  const nn::CheckpointInfo info = nn::read_checkpoint_info(checkpoint_path);
+  FG_CHECK(!info.config.empty(), "'" << checkpoint_path
+                                     << "' is a filmgrad checkpoint without a model description (\"config\"); it "
+                                        "was not written by filmgrad train, so restore and eval cannot rebuild it");
+  ModelConfig config;
+  try {
+    config = ModelConfig::from_json(info.config);
+  } catch (const Error& e) {
+    throw Error("'" + checkpoint_path + "': " + e.what());
+  }
+  // Inference needs neither the files the training started from nor the loss network.
+  config.encoder_weights.clear();
+  config.vgg_weights.clear();
+  Generator gen(0);
+  auto model = std::make_unique<RestorationModel>(config, gen, /*build_loss=*/false);
+  nn::load_checkpoint(checkpoint_path, model->module(), nullptr, info.model);
+  model->module().eval();
+  if (step) *step = info.step;
+  return model;
+}
+
+}  // namespace fg::apps
