@@ -1,6 +1,6 @@
 # The commands a newcomer types. Each one installs what is missing first (tools/install_deps.sh).
 #   make test    build everything and run the test suite (GPU tests are skipped, visibly, without a GPU)
-#   make demo    build and run the demo on its embedded default
+#   make demo    build, then synth -> train -> eval -> restore on Debian's nature photos (tools/demo.sh)
 #   make bench   run the CPU benchmarks, JSON under bench/results/
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -20,8 +20,11 @@ build: configure
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-demo: build
-	$(BUILD)/filmgrad demo
+# The demo needs only the program, not the tests and benchmarks.
+demo: configure
+	@bash tools/install_deps.sh --demo
+	cmake --build $(BUILD) -j $(JOBS) --target filmgrad_app
+	BUILD=$(BUILD) bash tools/demo.sh
 
 bench: build
 	bash tools/run_cpu_bench.sh $(BUILD)

@@ -93,7 +93,11 @@ ResBlock::ResBlock(Generator& gen, int64_t channels) : nn::Module("ResBlock") {
 }
 
 Variable ResBlock::forward(const Variable& x) {
-  return add(x, relu((*conv2_)(relu((*conv1_)(x)))));
+  // One statement per layer: the temporaries of a single expression would all stay alive until its end, which at
+  // restore time (no graph keeps them) holds four full-resolution 99-channel maps instead of two.
+  Variable h = relu((*conv1_)(x));
+  h = relu((*conv2_)(h));
+  return add(x, h);
 }
 
 // ---- DynamicUNet ----

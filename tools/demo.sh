@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make demo`: the whole job on real photographs, on the CPU, in a few minutes, with the same subcommands a user
+# runs at full scale:
+#   1. synth    cut Debian's mate-backgrounds nature photographs into 128 px pieces (damaged/clean pairs)
+#   2. train    a small-width Dynamic U-Net (the dissertation's network) on random 64 px crops of the clean
+#               pieces, dust synthesised afresh every epoch (the `demo` preset)
+#   3. eval     the dissertation's tables and plots on the held-out test pieces, as one HTML report
+#   4. restore  a damaged piece from the test split, and its predicted damage mask
+# Everything is written under $OUT (default demo_out). Environment: BUILD (default build), OUT, PHOTOS (a folder
+# of photos instead of the mate backgrounds), EPOCHS (training epochs; default from the preset).
+set -euo pipefail
+
+BUILD=${BUILD:-build}
+OUT=${OUT:-demo_out}
+PHOTOS=${PHOTOS:-/usr/share/backgrounds/mate/nature}
+FG="$BUILD/filmgrad"
+
+if [ ! -x "$FG" ]; then
+  echo "demo: error: $FG is not built; run 'make demo' (it builds first)" >&2
+  exit 1
+fi
+if [ ! -d "$PHOTOS" ]; then
+  echo "demo: error: no photos in '$PHOTOS'; install them with 'tools/install_deps.sh --demo' (Debian's" \
+       "mate-backgrounds) or set PHOTOS to a folder of photographs" >&2
+  exit 1
+fi
+
+mkdir -p "$OUT"
+start=$(date +%s)
+step() { echo; echo "== $* ($(( $(date +%s) - start )) s)"; }
+
+step "1/4 synth: 128 px pieces of the photographs in $PHOTOS"
+"$FG" synth "$PHOTOS" -o "$OUT/pieces" --size 128 --load-size 384 --samples-per-image 12 --seed 1 \
+  --log-every 0 --overwrite
+
+step "2/4 train: a Dynamic U-Net at width 0.25 on the clean pieces (the demo preset)"
+rm -rf "$OUT/run"
+train_args=(--preset demo --data "$OUT/pieces/clean" --out "$OUT/run" --seed 1)
+if [ -n "${EPOCHS:-}" ]; then train_args+=(--epochs "$EPOCHS"); fi
+"$FG" train "${train_args[@]}"
+
+step "3/4 eval: the test split, damaged and clean, as an HTML report"
+"$FG" eval "$OUT/run" --data "$OUT/pieces/clean" --out "$OUT/eval" --size 128
+
+step "4/4 restore: a damaged piece from the test split and its predicted damage mask"
+first_test=$(sed -n 2p "$OUT/run/test.csv" | tr -d '"\r')
+sample="$OUT/pieces/damaged/$first_test"
+rm -rf "$OUT/restored"
+"$FG" restore "$sample" -o "$OUT/restored" --model "$OUT/run" --mask
+"$FG" metrics "$sample" "$OUT/pieces/clean/$first_test" | grep -E '^(PSNR|SSIM)' | sed 's/^/  damaged vs clean:  /'
+restored=$(find "$OUT/restored" -type f ! -name '*_mask*' | head -1)
+"$FG" metrics "$restored" "$OUT/pieces/clean/$first_test" | grep -E '^(PSNR|SSIM)' | sed 's/^/  restored vs clean: /'
+
+echo
+echo "demo: done in $(( $(date +%s) - start )) s. Look at:"
+echo "  $OUT/eval/report.html      the evaluation report (open it in a browser)"
+echo "  $OUT/run/samples/          input | prediction | target grids, one per epoch"
+echo "  $OUT/restored/             the restored test piece and its damage mask"
+echo "  $OUT/run/metrics.jsonl     the training log"
