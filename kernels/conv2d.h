@@ -9,7 +9,7 @@
 //          1x1 stride-1 unpadded convolutions read x (and write dx) in place, without a column buffer.
 // Threading: OpenBLAS is single-threaded and OpenMP does the splitting (see kernels/matmul.h).
 // Inputs may be any strided views (they are made contiguous); results are new contiguous tensors. f32 and f64 on
-// the CPU; other devices throw fg::Error until the CUDA kernels exist.
+// the CPU; CUDA tensors go to kernels/cuda/conv2d.h (or the cuDNN twin, kernels/backend.h), which ignore algo.
 #pragma once
 #include <cstdint>
 #include <utility>

@@ -1,5 +1,7 @@
-// The device check every kernel entry point makes while only the CPU backend is built: a clear error that says
-// what to do, never a crash on a device pointer. The CUDA backend replaces these checks with its dispatch.
+// The device check on the CPU path of a kernel entry point: a clear error that says what to do, never a crash on a
+// device pointer. Ops without a CUDA kernel: none today; every op family dispatches CUDA tensors to kernels/cuda/
+// (or its vendor twin) before its CPU checks, so this check guards only against a tensor that reaches a CPU loop
+// some other way. A new op family calls it until its CUDA kernel lands, and is listed here meanwhile.
 #pragma once
 #include "tensor/tensor.h"
 

@@ -1,5 +1,5 @@
 // Tensor-level Gram matrices for the style term of the perceptual loss: G = X X^T / (C*H*W) with X = x viewed
-// (N, C, H*W). The CPU reference is kernels/cpu/gram.cpp; other devices throw until their kernels exist.
+// (N, C, H*W). The CPU reference is kernels/cpu/gram.cpp; CUDA tensors go to kernels/cuda/matmul.h (or cuBLAS).
 // Variants (the results agree to rounding; bench/bench_loss.cpp times both):
 //   BLAS  - OpenBLAS: syrk for the forward (one triangle, mirrored), gemm for the backward. Production uses it.
 //   LOOPS - plain loops with double accumulators, the readable reference the tests compare BLAS against.

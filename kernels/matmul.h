@@ -8,7 +8,7 @@
 // so OMP_NUM_THREADS alone sets how many cores the engine uses and nothing is oversubscribed.
 // Operands may be strided views: a matrix whose rows or whose columns are unit-stride is passed to BLAS as it is
 // (a transposed view just flips the transpose flag); anything else is copied to a contiguous buffer first.
-// Results are new contiguous tensors. CPU only for now; other devices throw fg::Error.
+// Results are new contiguous tensors. CUDA tensors go to kernels/cuda/matmul.h (or cuBLAS, kernels/backend.h).
 #pragma once
 #include <cstdint>
 

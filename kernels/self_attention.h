@@ -1,5 +1,5 @@
 // Tensor-level entry points of the SAGAN / fastai self-attention block, forward and backward as single kernels.
-// The CPU code is kernels/cpu/self_attention.cpp; there is no CUDA kernel yet (a CUDA tensor throws fg::Error).
+// The CPU code is kernels/cpu/self_attention.cpp; CUDA tensors run kernels/cuda/self_attention.h.
 //
 // With X = x as (B, C, N):
 //   f = wq X (B, Ck, N),  g = wk X (B, Ck, N),  h = wv X (B, C, N)

@@ -1,5 +1,5 @@
 // Tensor-level SSIM exactly as pytorch-ssim computes it, and its analytic backward. The CPU reference is
-// kernels/cpu/ssim.cpp; other devices throw until their kernels exist.
+// kernels/cpu/ssim.cpp; CUDA tensors run the kernels of kernels/cuda/ssim.h.
 //
 // Definition (x, y: (N, C, H, W); ws = window_size, p = ws / 2 in integer division):
 //   g[i] = exp(-(i - p)^2 / (2 sigma^2)) normalised to sum 1, i in [0, ws); the window is outer(g, g).

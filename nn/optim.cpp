@@ -8,6 +8,9 @@
 #include <sstream>
 
 #include "tensor/error.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/adam.h"
+#endif
 
 namespace fg::nn {
 
@@ -100,8 +103,8 @@ void Optimizer::step() {
       ParamState& state = state_[index++];
       if (!p.grad().defined()) continue;
       Tensor data = p.data();
-      FG_CHECK(data.device().is_cpu(), name() << ": parameters on " << data.device().str()
-                                              << " need the CUDA optimizer kernels, which are not built yet");
+      FG_CHECK(p.grad().device() == data.device(), name() << ": gradient on " << p.grad().device().str()
+                                                           << " but its parameter on " << data.device().str());
       FG_CHECK(data.is_contiguous(), name() << ": parameter " << data.str()
                                             << " is not contiguous; optimizers update contiguous parameters");
       FG_CHECK(p.grad().shape() == data.shape() && p.grad().dtype() == data.dtype(),
@@ -253,9 +256,22 @@ void SGD::update(Tensor& param, const Tensor& grad, const ParamGroup& group, Par
   if (use_momentum) {
     auto it = state.buffers.find("momentum_buffer");
     first = it == state.buffers.end();
-    if (first) it = state.buffers.emplace("momentum_buffer", Tensor::empty(param.shape(), param.dtype())).first;
+    if (first)
+      it = state.buffers.emplace("momentum_buffer", Tensor::empty(param.shape(), param.dtype(), param.device())).first;
     buf = it->second;
   }
+#ifdef FG_WITH_CUDA
+  if (param.device().is_cuda()) {  // one fused kernel (kernels/cuda/adam.h), same update
+    kernels::cuda::SgdStep st;
+    st.lr = group.lr;
+    st.weight_decay = group.weight_decay;
+    st.momentum = group.momentum;
+    st.first_step = first;
+    kernels::cuda::sgd_update(param, grad, use_momentum ? &buf : nullptr, st);
+    state.step += 1;
+    return;
+  }
+#endif
   FG_DISPATCH_FLOATING(param.dtype(), "SGD", [&] {
     sgd_loop<scalar_t>(param.data<scalar_t>(), grad.data<scalar_t>(), use_momentum ? buf.data<scalar_t>() : nullptr,
                        n, group, first);
@@ -288,8 +304,8 @@ std::vector<std::string> Adam::state_names(const ParamGroup&) const { return {"e
 void Adam::update(Tensor& param, const Tensor& grad, const ParamGroup& group, ParamState& state) {
   const int64_t n = param.numel();
   if (!state.buffers.count("exp_avg")) {
-    state.buffers["exp_avg"] = Tensor::zeros(param.shape(), param.dtype());
-    state.buffers["exp_avg_sq"] = Tensor::zeros(param.shape(), param.dtype());
+    state.buffers["exp_avg"] = Tensor::zeros(param.shape(), param.dtype(), param.device());
+    state.buffers["exp_avg_sq"] = Tensor::zeros(param.shape(), param.dtype(), param.device());
   }
   Tensor exp_avg = state.buffers["exp_avg"];
   Tensor exp_avg_sq = state.buffers["exp_avg_sq"];
@@ -299,6 +315,21 @@ void Adam::update(Tensor& param, const Tensor& grad, const ParamGroup& group, Pa
   const double bias_correction2 = 1.0 - std::pow(beta2, double(state.step));
   const double step_size = group.lr / bias_correction1;
   const double bias_correction2_sqrt = std::sqrt(bias_correction2);
+#ifdef FG_WITH_CUDA
+  if (param.device().is_cuda()) {  // one fused kernel (kernels/cuda/adam.h), same update
+    kernels::cuda::AdamStep st;
+    st.lr = group.lr;
+    st.weight_decay = group.weight_decay;
+    st.beta1 = beta1;
+    st.beta2 = beta2;
+    st.eps = group.eps;
+    st.decoupled = decoupled_;
+    st.step_size = step_size;
+    st.bias_correction2_sqrt = bias_correction2_sqrt;
+    kernels::cuda::adam_update(param, grad, exp_avg, exp_avg_sq, st);
+    return;
+  }
+#endif
   FG_DISPATCH_FLOATING(param.dtype(), name(), [&] {
     adam_loop<scalar_t>(param.data<scalar_t>(), grad.data<scalar_t>(), exp_avg.data<scalar_t>(),
                         exp_avg_sq.data<scalar_t>(), n, group, decoupled_, step_size, bias_correction2_sqrt);

@@ -5,7 +5,8 @@
 //                            p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 //   AdamW (decoupled): p *= 1 - lr wd, then the Adam step with g = grad
 // Parameters are updated in place (their storage is kept, so views and modules see the new values) and computed
-// in the parameter's dtype (f32 or f64) on the CPU. step() skips parameters without a gradient.
+// in the parameter's dtype (f32 or f64), on the CPU or, for parameters on CUDA, by one fused kernel per parameter
+// (kernels/cuda/adam.h) with the same update. step() skips parameters without a gradient.
 //
 // Parameters are numbered in the order they were added, across groups; the state is exposed as named tensors
 // "<index>.step" (i64, shape ()), "<index>.exp_avg", "<index>.exp_avg_sq" (Adam, AdamW) and
@@ -63,7 +64,7 @@ class Optimizer {
     int64_t step = 0;
     std::map<std::string, Tensor> buffers;  // by state name, same shape and dtype as the parameter
   };
-  // Updates one parameter that has a gradient. `param` and `grad` are contiguous CPU tensors of the same dtype.
+  // Updates one parameter that has a gradient. `param` and `grad` are contiguous tensors of the same dtype and device.
   virtual void update(Tensor& param, const Tensor& grad, const ParamGroup& group, ParamState& state) = 0;
   // The buffer names a parameter's state has once it has taken a step.
   virtual std::vector<std::string> state_names(const ParamGroup& group) const = 0;

@@ -39,6 +39,18 @@ uint32_t Generator::word(uint64_t first, uint64_t i) const {
 
 namespace {
 
+// A CUDA tensor is filled on its device (tensor/cuda/tensor_kernels.h) with the same stream; kind as the hook's.
+// Returns false for a CPU tensor.
+bool fill_on_device(Tensor& t, Generator& gen, int kind, double a, double b) {
+  if (!t.device().is_cuda()) return false;
+  FG_CHECK(dtype_is_floating(t.dtype()), "random fill: tensor must be floating point, got " << dtype_name(t.dtype()));
+  auto& hooks = cuda_allocator_hooks();
+  FG_CHECK(hooks.random_fill != nullptr, "random fills on " << t.device().str() << " need the CUDA backend");
+  const uint64_t first = gen.reserve(uint64_t(t.numel()));
+  hooks.random_fill(t, gen.seed(), first, kind, a, b);
+  return true;
+}
+
 // Calls fill(i, block) for each element i, where block holds the four words of element i's Philox block.
 template <typename Fill>
 void fill_by_blocks(Tensor& t, Generator& gen, Fill fill) {
@@ -60,25 +72,30 @@ void fill_by_blocks(Tensor& t, Generator& gen, Fill fill) {
 
 }  // namespace
 
+// The multiply-adds below are explicit fused operations (one rounding) so the values do not depend on whether the
+// compiler contracts them; the CUDA kernel computes the same fma.
 void uniform_(Tensor& t, Generator& gen, double lo, double hi) {
+  if (fill_on_device(t, gen, 0, lo, hi)) return;
   fill_by_blocks(t, gen, [&](int64_t j, const std::array<uint32_t, 4>& w) {
-    return lo + (hi - lo) * double(philox_uniform01(w[size_t(j)]));
+    return std::fma(hi - lo, double(philox_uniform01(w[size_t(j)])), lo);
   });
 }
 
 void normal_(Tensor& t, Generator& gen, double mean, double stddev) {
+  if (fill_on_device(t, gen, 1, mean, stddev)) return;
   fill_by_blocks(t, gen, [&](int64_t j, const std::array<uint32_t, 4>& w) {
     const size_t pair = size_t(j / 2) * 2;
     const double u1 = 1.0 - double(philox_uniform01(w[pair]));
     const double u2 = double(philox_uniform01(w[pair + 1]));
     const double r = std::sqrt(-2.0 * std::log(u1));
     const double angle = 2.0 * M_PI * u2;
-    return mean + stddev * (j % 2 == 0 ? r * std::cos(angle) : r * std::sin(angle));
+    return std::fma(stddev, j % 2 == 0 ? r * std::cos(angle) : r * std::sin(angle), mean);
   });
 }
 
 void bernoulli_(Tensor& t, Generator& gen, double p) {
   FG_CHECK(p >= 0.0 && p <= 1.0, "bernoulli: probability " << p << " is outside [0, 1]");
+  if (fill_on_device(t, gen, 2, p, 0.0)) return;
   fill_by_blocks(t, gen, [&](int64_t j, const std::array<uint32_t, 4>& w) {
     return double(philox_uniform01(w[size_t(j)])) < p ? 1.0 : 0.0;
   });

@@ -6,9 +6,12 @@
 //   word  = block[i % 4]
 // and then advances offset by ceil(n / 4). Conversions from a word:
 //   uniform01(word)  = (word >> 8) * 2^-24                                  in [0, 1), exact in f32
+//   uniform(lo, hi)  = fma(hi - lo, uniform01(word), lo) in f64, rounded to the dtype
 //   normal: the block's words (w0, w1) and (w2, w3) form two Box-Muller pairs, computed in f64:
 //     u1 = 1 - uniform01(w_even) in (0, 1], u2 = uniform01(w_odd);
-//     r = sqrt(-2 ln u1); element i%4 == 0 or 2 -> r cos(2 pi u2), 1 or 3 -> r sin(2 pi u2); rounded to the dtype.
+//     r = sqrt(-2 ln u1); element i%4 == 0 or 2 -> z = r cos(2 pi u2), 1 or 3 -> z = r sin(2 pi u2);
+//     the value fma(stddev, z, mean), rounded to the dtype.
+// CUDA tensors are filled on the device with the same definition (tensor/cuda/tensor_kernels.h).
 //   bernoulli(p): uniform01(word) < p.
 #pragma once
 #include <array>

@@ -102,7 +102,12 @@ DeviceAllocatorHooks& cuda_allocator_hooks() {
   return hooks;
 }
 
-Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+Storage::Storage(size_t bytes, Device device, bool pinned) : bytes_(bytes), device_(device) {
+  if (pinned && device.is_cpu() && cuda_allocator_hooks().allocate_pinned) {
+    ptr_ = cuda_allocator_hooks().allocate_pinned(bytes);
+    pinned_ = ptr_ != nullptr;
+    if (pinned_) return;
+  }
   if (device.is_cpu()) {
     const size_t rounded = round_host_bytes(bytes);
     if (rounded >= kCachedMinBytes) ptr_ = HostBlockCache::instance().take(rounded);
@@ -125,7 +130,9 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
 
 Storage::~Storage() {
   if (!ptr_) return;
-  if (device_.is_cpu()) {
+  if (pinned_) {
+    cuda_allocator_hooks().release_pinned(ptr_);
+  } else if (device_.is_cpu()) {
     const size_t rounded = round_host_bytes(bytes_);
     if (rounded >= kCachedMinBytes) HostBlockCache::instance().give(ptr_, rounded);
     else std::free(ptr_);

@@ -2,16 +2,20 @@
 // one AVX-512 register) so kernels may use aligned loads on a fresh tensor.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "tensor/device.h"
 
 namespace fg {
 
+class Tensor;
+
 class Storage {
  public:
-  // Allocates `bytes` (uninitialised) on `device`.
-  Storage(size_t bytes, Device device);
+  // Allocates `bytes` (uninitialised) on `device`. pinned (CPU only): page-locked host memory from the CUDA backend
+  // when it is built and a device is usable, ordinary host memory otherwise; pinned() says which it got.
+  Storage(size_t bytes, Device device, bool pinned = false);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -19,11 +23,13 @@ class Storage {
   void* data() const { return ptr_; }
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
+  bool pinned() const { return pinned_; }
 
  private:
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
   Device device_;
+  bool pinned_ = false;
 };
 
 constexpr size_t kCpuAlignment = 64;
@@ -43,6 +49,15 @@ struct DeviceAllocatorHooks {
   void (*release)(void* ptr, int device) = nullptr;
   // Copies between host and device or device and device; kind: 0 host->device, 1 device->host, 2 device->device.
   void (*copy)(void* dst, const void* src, size_t bytes, int kind, int device) = nullptr;
+  // Page-locked host memory; allocate_pinned returns null when no device is usable (the caller falls back).
+  void* (*allocate_pinned)(size_t bytes) = nullptr;
+  void (*release_pinned)(void* ptr) = nullptr;
+  // Element work on CUDA tensors that tensor/ does itself (tensor/cuda/tensor_kernels.h): copies and casts between
+  // two views of one device (src already broadcast to dst's shape), fills, and Philox fills (tensor/philox.h; kind
+  // 0 uniform [a, b), 1 normal (mean a, stddev b), 2 bernoulli (p = a)).
+  void (*copy_strided)(const Tensor& dst, const Tensor& src) = nullptr;
+  void (*fill)(const Tensor& dst, double value) = nullptr;
+  void (*random_fill)(const Tensor& dst, uint64_t seed, uint64_t first_block, int kind, double a, double b) = nullptr;
 };
 DeviceAllocatorHooks& cuda_allocator_hooks();
 

@@ -170,6 +170,12 @@ Tensor Tensor::from_vector_f32(const std::vector<float>& values, const Shape& sh
   return t;
 }
 
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
+  for (int64_t d : shape) FG_CHECK(d >= 0, "negative dimension in shape " << shape_str(shape));
+  auto storage = std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(dtype), Device::cpu(), true);
+  return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
+}
+
 Tensor Tensor::arange(int64_t n, DType dtype) {
   Tensor t = empty({n}, dtype);
   for (int64_t i = 0; i < n; ++i) store_double(t.raw_data(), dtype, i, double(i));
@@ -485,23 +491,44 @@ void Tensor::copy_(const Tensor& src) {
     });
     return;
   }
-  // A copy involving a device: same dtype and contiguous on both sides, through the backend's hook.
-  if (b.dtype_ != dtype_ || !b.is_contiguous()) {
-    const Tensor staged = b.to(Device::cpu()).to(dtype_).contiguous();
-    copy_(staged);
-    return;
-  }
-  FG_CHECK(is_contiguous(), "copy_ into a non-contiguous " << device().str() << " tensor is not supported");
   auto& hooks = cuda_allocator_hooks();
   FG_CHECK(hooks.copy != nullptr, "cannot copy to or from CUDA: this filmgrad was built without CUDA");
-  const int kind = b.device().is_cpu() ? 0 : (device().is_cpu() ? 1 : 2);
-  hooks.copy(raw_data(), b.raw_data(), nbytes(), kind, device().is_cuda() ? device().index : b.device().index);
+  if (numel() == 0) return;
+  if (device().is_cuda() && b.device().is_cuda()) {
+    // One device: the strided copy kernel (any strides, any dtypes). Across devices: through the host (rare).
+    if (device() == b.device()) hooks.copy_strided(*this, b);
+    else copy_(b.to(Device::cpu()));
+    return;
+  }
+  // Between host and device, bytes move contiguous and in one dtype; conversions happen on the host (the CPU's
+  // rules) for uploads, and layout changes on the device.
+  if (device().is_cuda()) {
+    if (b.dtype_ != dtype_ || !b.is_contiguous()) {
+      copy_(b.to(dtype_).contiguous());
+    } else if (!is_contiguous()) {
+      Tensor staged = empty(shape_, dtype_, device());
+      staged.copy_(b);
+      hooks.copy_strided(*this, staged);
+    } else {
+      hooks.copy(raw_data(), b.raw_data(), nbytes(), 0, device().index);
+    }
+    return;
+  }
+  if (!b.is_contiguous()) {
+    copy_(b.contiguous());  // made contiguous on the device first
+  } else if (b.dtype_ != dtype_ || !is_contiguous()) {
+    copy_(b.to(Device::cpu()));  // downloaded as it is, then converted or laid out on the host
+  } else {
+    hooks.copy(raw_data(), b.raw_data(), nbytes(), 1, b.device().index);
+  }
 }
 
 void Tensor::fill_(double value) {
   FG_ASSERT(defined(), "fill_ on an undefined tensor");
   if (!device().is_cpu()) {
-    copy_(Tensor::full(shape_, value, dtype_));
+    FG_CHECK(cuda_allocator_hooks().fill != nullptr, "cannot fill a " << device().str()
+                                                         << " tensor: this filmgrad was built without CUDA");
+    cuda_allocator_hooks().fill(*this, value);
     return;
   }
   dispatch_any(dtype_, [&](auto tag) {

@@ -34,6 +34,9 @@ class Tensor {
   static Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = DType::F32);
   static Tensor from_vector_f32(const std::vector<float>& values, const Shape& shape);
   static Tensor arange(int64_t n, DType dtype = DType::F32);
+  // A CPU tensor in page-locked memory (fast, DMA-able host-to-device copies for the data loader) when CUDA is
+  // built and a device is usable; an ordinary CPU tensor otherwise. is_pinned() says which.
+  static Tensor empty_pinned(const Shape& shape, DType dtype = DType::F32);
   // Wraps existing storage (used by views and loaders).
   Tensor(std::shared_ptr<Storage> storage, Shape shape, Shape strides, int64_t offset, DType dtype);
 
@@ -52,6 +55,7 @@ class Tensor {
   bool is_contiguous() const;
   const std::shared_ptr<Storage>& storage() const { return storage_; }
   bool shares_storage_with(const Tensor& o) const { return storage_ && storage_ == o.storage_; }
+  bool is_pinned() const { return storage_ && storage_->pinned(); }
   std::string str() const;  // "f32(2, 3) cpu"
 
   // --- element access ---
@@ -89,7 +93,8 @@ class Tensor {
   Tensor to(Device device) const;  // *this when already there
 
   // --- in place ---
-  // Copies src into this tensor's elements. src is broadcast to this shape; dtypes are converted.
+  // Copies src into this tensor's elements. src is broadcast to this shape; dtypes are converted. Any strides on
+  // either side, on any device; a copy to the host waits for the device.
   void copy_(const Tensor& src);
   void fill_(double value);
   void zero_() { fill_(0.0); }

@@ -16,7 +16,7 @@ struct SumBackward : Node {
     Shape kept = input_shape;
     for (int64_t d : dims) kept[size_t(d)] = 1;
     Tensor gk = g.reshape(kept).expand(input_shape);
-    Tensor out = Tensor::empty(input_shape, g.dtype());
+    Tensor out = Tensor::empty(input_shape, g.dtype(), g.device());
     out.copy_(gk);
     if (scale != 1.0) kernels::mul_scalar_(out, scale);
     return {out};

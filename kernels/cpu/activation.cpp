@@ -6,6 +6,9 @@
 
 #include "kernels/activation.h"
 #include "kernels/cpu/loops.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/activation.h"
+#endif
 
 namespace fg::cpu {
 
@@ -110,6 +113,9 @@ void check_pair(const Tensor& grad_out, const Tensor& saved, const char* op, con
 }  // namespace
 
 Tensor relu(const Tensor& x) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::relu(x);
+#endif
   check_input(x, "relu", "input");
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -119,6 +125,9 @@ Tensor relu(const Tensor& x) {
 }
 
 Tensor relu_backward(const Tensor& grad_out, const Tensor& out) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda() || out.device().is_cuda()) return cuda::relu_backward(grad_out, out);
+#endif
   check_pair(grad_out, out, "relu_backward", "output");
   const Tensor gc = grad_out.contiguous(), yc = out.contiguous();
   Tensor gx = Tensor::empty(out.shape(), out.dtype(), out.device());
@@ -129,6 +138,9 @@ Tensor relu_backward(const Tensor& grad_out, const Tensor& out) {
 }
 
 Tensor leaky_relu(const Tensor& x, double negative_slope) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::leaky_relu(x, negative_slope);
+#endif
   check_input(x, "leaky_relu", "input");
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -139,6 +151,10 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
 }
 
 Tensor leaky_relu_backward(const Tensor& grad_out, const Tensor& x, double negative_slope) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda() || x.device().is_cuda())
+    return cuda::leaky_relu_backward(grad_out, x, negative_slope);
+#endif
   check_pair(grad_out, x, "leaky_relu_backward", "input");
   const Tensor gc = grad_out.contiguous(), xc = x.contiguous();
   Tensor gx = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -150,6 +166,9 @@ Tensor leaky_relu_backward(const Tensor& grad_out, const Tensor& x, double negat
 }
 
 Tensor sigmoid(const Tensor& x) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::sigmoid(x);
+#endif
   check_input(x, "sigmoid", "input");
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -159,6 +178,9 @@ Tensor sigmoid(const Tensor& x) {
 }
 
 Tensor sigmoid_backward(const Tensor& grad_out, const Tensor& out) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda() || out.device().is_cuda()) return cuda::sigmoid_backward(grad_out, out);
+#endif
   check_pair(grad_out, out, "sigmoid_backward", "output");
   const Tensor gc = grad_out.contiguous(), yc = out.contiguous();
   Tensor gx = Tensor::empty(out.shape(), out.dtype(), out.device());
@@ -169,6 +191,9 @@ Tensor sigmoid_backward(const Tensor& grad_out, const Tensor& out) {
 }
 
 Tensor tanh(const Tensor& x) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::tanh(x);
+#endif
   check_input(x, "tanh", "input");
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -178,6 +203,9 @@ Tensor tanh(const Tensor& x) {
 }
 
 Tensor tanh_backward(const Tensor& grad_out, const Tensor& out) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda() || out.device().is_cuda()) return cuda::tanh_backward(grad_out, out);
+#endif
   check_pair(grad_out, out, "tanh_backward", "output");
   const Tensor gc = grad_out.contiguous(), yc = out.contiguous();
   Tensor gx = Tensor::empty(out.shape(), out.dtype(), out.device());
@@ -188,6 +216,9 @@ Tensor tanh_backward(const Tensor& grad_out, const Tensor& out) {
 }
 
 Tensor sigmoid_range(const Tensor& x, double lo, double hi) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::sigmoid_range(x, lo, hi);
+#endif
   check_input(x, "sigmoid_range", "input");
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -199,6 +230,9 @@ Tensor sigmoid_range(const Tensor& x, double lo, double hi) {
 }
 
 Tensor sigmoid_range_backward(const Tensor& grad_out, const Tensor& x, double lo, double hi) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda() || x.device().is_cuda()) return cuda::sigmoid_range_backward(grad_out, x, lo, hi);
+#endif
   check_pair(grad_out, x, "sigmoid_range_backward", "input");
   const Tensor gc = grad_out.contiguous(), xc = x.contiguous();
   Tensor gx = Tensor::empty(x.shape(), x.dtype(), x.device());

@@ -8,6 +8,11 @@
 #include <string>
 
 #include "kernels/cpu/loops.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/backend.h"
+#include "kernels/cuda/batch_norm.h"
+#include "kernels/vendor/cudnn_batch_norm.h"
+#endif
 
 namespace fg::cpu {
 
@@ -166,6 +171,11 @@ const T* ptr_or_null(const Tensor& t) {
 
 BatchNormStats batch_norm_batch_stats(const Tensor& x, double eps, const Tensor& running_mean,
                                       const Tensor& running_var, double momentum) {
+#ifdef FG_WITH_CUDA
+  // cuDNN has no statistics-only call, so both backend selections use the hand-written kernel here.
+  if (x.defined() && x.device().is_cuda())
+    return cuda::batch_norm_batch_stats(x, eps, running_mean, running_var, momentum);
+#endif
   const char* op = "batch_norm";
   const NCL s = check_input(x, op);
   check_channel_vector(running_mean, x, op, "running_mean");
@@ -186,6 +196,10 @@ BatchNormStats batch_norm_batch_stats(const Tensor& x, double eps, const Tensor&
 }
 
 BatchNormStats batch_norm_running_stats(const Tensor& running_mean, const Tensor& running_var, double eps) {
+#ifdef FG_WITH_CUDA
+  if (running_mean.defined() && running_mean.device().is_cuda())
+    return cuda::batch_norm_running_stats(running_mean, running_var, eps);
+#endif
   const char* op = "batch_norm";
   FG_CHECK(running_mean.defined() && running_var.defined(),
            op << ": eval mode needs running_mean and running_var; pass them, or use training mode");
@@ -206,6 +220,11 @@ BatchNormStats batch_norm_running_stats(const Tensor& running_mean, const Tensor
 }
 
 Tensor batch_norm_forward(const Tensor& x, const BatchNormStats& stats, const Tensor& weight, const Tensor& bias) {
+#ifdef FG_WITH_CUDA
+  if (x.defined() && x.device().is_cuda())
+    return use_vendor(OpFamily::BATCH_NORM) ? vendor::batch_norm_forward(x, stats, weight, bias)
+                                            : cuda::batch_norm_forward(x, stats, weight, bias);
+#endif
   const char* op = "batch_norm";
   const NCL s = check_input(x, op);
   check_channel_vector(stats.mean, x, op, "mean");
@@ -228,6 +247,13 @@ Tensor batch_norm_forward(const Tensor& x, const BatchNormStats& stats, const Te
 BatchNormGrads batch_norm_backward(const Tensor& grad_out, const Tensor& x, const BatchNormStats& stats,
                                    const Tensor& weight, bool training, bool need_input, bool need_weight,
                                    bool need_bias) {
+#ifdef FG_WITH_CUDA
+  // cuDNN's backward is the training formula; eval mode stays on the hand-written kernel under either selection.
+  if (x.defined() && x.device().is_cuda())
+    return use_vendor(OpFamily::BATCH_NORM) && training
+               ? vendor::batch_norm_backward(grad_out, x, stats, weight, need_input, need_weight, need_bias)
+               : cuda::batch_norm_backward(grad_out, x, stats, weight, training, need_input, need_weight, need_bias);
+#endif
   const char* op = "batch_norm backward";
   const NCL s = check_input(x, op);
   FG_CHECK(grad_out.defined() && grad_out.shape() == x.shape() && grad_out.dtype() == x.dtype(),

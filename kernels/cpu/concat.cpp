@@ -1,9 +1,16 @@
 // CPU concatenation: each input is copied into its slice of the output (a strided copy per input).
 #include "kernels/concat.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/concat.h"
+#endif
 
 namespace fg::kernels {
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
+#ifdef FG_WITH_CUDA
+  for (const Tensor& t : xs)
+    if (t.device().is_cuda()) return cuda::concat(xs, dim);
+#endif
   FG_CHECK(!xs.empty(), "concat: no tensors given");
   const Tensor& first = xs[0];
   dim = wrap_dim(dim, first.dim(), "concat: dim");

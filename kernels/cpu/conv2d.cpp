@@ -30,6 +30,11 @@
 #include "kernels/conv2d.h"
 #include "kernels/matmul.h"
 #include "tensor/error.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/backend.h"
+#include "kernels/cuda/conv2d.h"
+#include "kernels/vendor/cudnn_conv2d.h"
+#endif
 
 namespace fg::cpu {
 
@@ -716,6 +721,10 @@ std::pair<int64_t, int64_t> conv2d_output_size(int64_t H, int64_t W, int64_t KH,
 }
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dGeometry& g, Conv2dAlgo algo) {
+#ifdef FG_WITH_CUDA
+  if (x.defined() && x.device().is_cuda())
+    return use_vendor(OpFamily::CONV2D) ? vendor::conv2d_forward(x, w, b, g) : cuda::conv2d_forward(x, w, b, g);
+#endif
   FG_CHECK(x.defined() && w.defined(), "conv2d: x and w must be defined");
   const cpu::Conv2dDims d = make_dims(x.shape(), w.shape(), g);
   check_dtypes(x, "x", w, "w");
@@ -740,6 +749,11 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const C
 
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shape& x_shape, const Conv2dGeometry& g,
                              Conv2dAlgo algo) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.defined() && grad_out.device().is_cuda())
+    return use_vendor(OpFamily::CONV2D) ? vendor::conv2d_backward_input(grad_out, w, x_shape, g)
+                                        : cuda::conv2d_backward_input(grad_out, w, x_shape, g);
+#endif
   FG_CHECK(grad_out.defined() && w.defined(), "conv2d backward: grad_out and w must be defined");
   const cpu::Conv2dDims d = make_dims(x_shape, w.shape(), g);
   check_grad_out(grad_out, d);
@@ -759,6 +773,11 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shap
 
 Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& w_shape,
                               const Conv2dGeometry& g, Conv2dAlgo algo) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.defined() && grad_out.device().is_cuda())
+    return use_vendor(OpFamily::CONV2D) ? vendor::conv2d_backward_weight(grad_out, x, w_shape, g)
+                                        : cuda::conv2d_backward_weight(grad_out, x, w_shape, g);
+#endif
   FG_CHECK(grad_out.defined() && x.defined(), "conv2d backward: grad_out and x must be defined");
   const cpu::Conv2dDims d = make_dims(x.shape(), w_shape, g);
   check_grad_out(grad_out, d);
@@ -777,6 +796,9 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
 }
 
 Tensor conv2d_backward_bias(const Tensor& grad_out) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.defined() && grad_out.device().is_cuda()) return cuda::conv2d_backward_bias(grad_out);  // no twin
+#endif
   FG_CHECK(grad_out.defined() && grad_out.dim() == 4,
            "conv2d backward: grad_out must be (N, O, OH, OW), got "
                << (grad_out.defined() ? shape_str(grad_out.shape()) : std::string("undefined")));

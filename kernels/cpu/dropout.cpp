@@ -4,6 +4,9 @@
 
 #include "kernels/cpu/loops.h"
 #include "kernels/dropout.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/dropout.h"
+#endif
 
 namespace fg::cpu {
 
@@ -40,6 +43,9 @@ void apply_dropout_mask(const T* x, const T* mask, T* y, int64_t rows, int64_t i
 namespace fg::kernels {
 
 Tensor dropout_mask(const Shape& shape, double p, Generator& gen, DType dtype, Device device) {
+#ifdef FG_WITH_CUDA
+  if (device.is_cuda()) return cuda::dropout_mask(shape, p, gen, dtype, device);
+#endif
   FG_CHECK(p >= 0.0 && p < 1.0, "dropout: probability p = " << p << " must be in [0, 1)");
   FG_CHECK(device.is_cpu(), "dropout: the " << device.str()
                                             << " kernel is not built yet; move the tensor to the CPU first");
@@ -55,6 +61,9 @@ Tensor dropout_mask(const Shape& shape, double p, Generator& gen, DType dtype, D
 }
 
 Tensor apply_dropout_mask(const Tensor& x, const Tensor& mask) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda() || mask.device().is_cuda()) return cuda::apply_dropout_mask(x, mask);
+#endif
   FG_CHECK(x.defined() && mask.defined(), "dropout: undefined input or mask");
   FG_CHECK(x.dtype() == mask.dtype(),
            "dropout: input is " << dtype_name(x.dtype()) << " but the mask is " << dtype_name(mask.dtype()));

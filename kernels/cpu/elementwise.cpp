@@ -6,6 +6,9 @@
 #include "kernels/cpu/loops.h"
 #include "kernels/elementwise.h"
 #include "kernels/device_check.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/elementwise.h"
+#endif
 
 namespace fg::kernels {
 
@@ -42,6 +45,9 @@ T apply_unary(UnaryOp op, T a) {
 }  // namespace
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+#ifdef FG_WITH_CUDA
+  if (a.device().is_cuda() || b.device().is_cuda()) return cuda::binary(op, a, b);
+#endif
   require_cpu(a, "binary op");
   require_cpu(b, "binary op");
   FG_CHECK(a.dtype() == b.dtype(), "elementwise op on " << dtype_name(a.dtype()) << " and " << dtype_name(b.dtype())
@@ -73,6 +79,9 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
 }
 
 Tensor unary(UnaryOp op, const Tensor& a_in) {
+#ifdef FG_WITH_CUDA
+  if (a_in.device().is_cuda()) return cuda::unary(op, a_in);
+#endif
   require_cpu(a_in, "unary op");
   const Tensor a = a_in.contiguous();
   Tensor out = Tensor::empty(a.shape(), a.dtype());
@@ -83,6 +92,9 @@ Tensor unary(UnaryOp op, const Tensor& a_in) {
 }
 
 Tensor pow_scalar(const Tensor& a_in, double p) {
+#ifdef FG_WITH_CUDA
+  if (a_in.device().is_cuda()) return cuda::pow_scalar(a_in, p);
+#endif
   require_cpu(a_in, "pow");
   const Tensor a = a_in.contiguous();
   Tensor out = Tensor::empty(a.shape(), a.dtype());
@@ -94,6 +106,9 @@ Tensor pow_scalar(const Tensor& a_in, double p) {
 }
 
 Tensor affine(const Tensor& a_in, double s, double t) {
+#ifdef FG_WITH_CUDA
+  if (a_in.device().is_cuda()) return cuda::affine(a_in, s, t);
+#endif
   require_cpu(a_in, "affine");
   const Tensor a = a_in.contiguous();
   Tensor out = Tensor::empty(a.shape(), a.dtype());
@@ -105,6 +120,9 @@ Tensor affine(const Tensor& a_in, double s, double t) {
 }
 
 void add_(Tensor& dst, const Tensor& src, double alpha) {
+#ifdef FG_WITH_CUDA
+  if (dst.device().is_cuda() || src.device().is_cuda()) return cuda::add_(dst, src, alpha);
+#endif
   require_cpu(dst, "add_");
   require_cpu(src, "add_");
   FG_CHECK(dst.dtype() == src.dtype(), "add_: dtypes differ (" << dtype_name(dst.dtype()) << " += "
@@ -132,6 +150,9 @@ void add_(Tensor& dst, const Tensor& src, double alpha) {
 }
 
 void mul_scalar_(Tensor& dst, double s) {
+#ifdef FG_WITH_CUDA
+  if (dst.device().is_cuda()) return cuda::mul_scalar_(dst, s);
+#endif
   require_cpu(dst, "mul_scalar_");
   FG_DISPATCH_FLOATING(dst.dtype(), "mul_scalar_", [&] {
     const scalar_t v = scalar_t(s);
@@ -143,6 +164,9 @@ void mul_scalar_(Tensor& dst, double s) {
 }
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::sum(x, dims_in, keepdim);
+#endif
   require_cpu(x, "sum");
   std::vector<bool> reduce(size_t(x.dim()), dims_in.empty());
   for (int64_t d : dims_in) {
@@ -196,6 +220,9 @@ Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
 double sum_all(const Tensor& x) { return sum(x).to(DType::F64).item(); }
 
 double max_abs(const Tensor& x_in) {
+#ifdef FG_WITH_CUDA
+  if (x_in.device().is_cuda()) return cuda::max_abs(x_in);
+#endif
   require_cpu(x_in, "max_abs");
   const Tensor x = x_in.contiguous();
   double m = 0;
@@ -207,6 +234,9 @@ double max_abs(const Tensor& x_in) {
 }
 
 double sum_squares(const Tensor& x_in) {
+#ifdef FG_WITH_CUDA
+  if (x_in.device().is_cuda()) return cuda::sum_squares(x_in);
+#endif
   require_cpu(x_in, "sum_squares");
   const Tensor x = x_in.contiguous();
   double s = 0;
@@ -221,6 +251,9 @@ double sum_squares(const Tensor& x_in) {
 }
 
 bool all_finite(const Tensor& x_in) {
+#ifdef FG_WITH_CUDA
+  if (x_in.device().is_cuda()) return cuda::all_finite(x_in);
+#endif
   require_cpu(x_in, "all_finite");
   const Tensor x = x_in.contiguous();
   bool ok = true;

@@ -12,6 +12,11 @@
 
 #include "kernels/cpu/loops.h"
 #include "tensor/error.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/backend.h"
+#include "kernels/cuda/matmul.h"
+#include "kernels/vendor/cublas_matmul.h"
+#endif
 
 namespace fg::cpu {
 
@@ -124,6 +129,10 @@ void check_input(const char* op, const Tensor& x) {
 }  // namespace
 
 Tensor gram_matrix(const Tensor& x, GramVariant variant) {
+#ifdef FG_WITH_CUDA
+  if (x.defined() && x.device().is_cuda())
+    return use_vendor(OpFamily::GRAM) ? vendor::gram_matrix(x) : cuda::gram_matrix(x);
+#endif
   check_input("gram_matrix", x);
   const Tensor xc = x.contiguous();
   const int64_t N = x.size(0), C = x.size(1), L = x.size(2) * x.size(3);
@@ -144,6 +153,11 @@ Tensor gram_matrix(const Tensor& x, GramVariant variant) {
 }
 
 Tensor gram_matrix_backward(const Tensor& grad_out, const Tensor& x, GramVariant variant) {
+#ifdef FG_WITH_CUDA
+  if (x.defined() && x.device().is_cuda())
+    return use_vendor(OpFamily::GRAM) ? vendor::gram_matrix_backward(grad_out, x)
+                                      : cuda::gram_matrix_backward(grad_out, x);
+#endif
   check_input("gram_matrix_backward", x);
   const int64_t N = x.size(0), C = x.size(1), L = x.size(2) * x.size(3);
   FG_CHECK(grad_out.defined() && grad_out.shape() == Shape({N, C, C}),

@@ -8,6 +8,9 @@
 
 #include "kernels/cpu/loops.h"
 #include "tensor/error.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/loss.h"
+#endif
 
 namespace fg::cpu {
 
@@ -135,6 +138,9 @@ double mean_of(double sum, int64_t n) {
 }  // namespace
 
 Tensor mse_loss(const Tensor& pred, const Tensor& target) {
+#ifdef FG_WITH_CUDA
+  if (pred.device().is_cuda() || target.device().is_cuda()) return cuda::mse_loss(pred, target);
+#endif
   check_pair("mse_loss", "pred", pred, "target", target);
   const Tensor p = pred.contiguous(), t = target.contiguous();
   double sum = 0.0;
@@ -144,6 +150,9 @@ Tensor mse_loss(const Tensor& pred, const Tensor& target) {
 }
 
 Tensor mse_loss_backward(const Tensor& grad_out, const Tensor& pred, const Tensor& target) {
+#ifdef FG_WITH_CUDA
+  if (pred.device().is_cuda() || target.device().is_cuda()) return cuda::mse_loss_backward(grad_out, pred, target);
+#endif
   check_pair("mse_loss_backward", "pred", pred, "target", target);
   const double g = grad_scalar("mse_loss_backward", grad_out);
   const Tensor p = pred.contiguous(), t = target.contiguous();
@@ -156,6 +165,9 @@ Tensor mse_loss_backward(const Tensor& grad_out, const Tensor& pred, const Tenso
 }
 
 Tensor l1_loss(const Tensor& pred, const Tensor& target) {
+#ifdef FG_WITH_CUDA
+  if (pred.device().is_cuda() || target.device().is_cuda()) return cuda::l1_loss(pred, target);
+#endif
   check_pair("l1_loss", "pred", pred, "target", target);
   const Tensor p = pred.contiguous(), t = target.contiguous();
   double sum = 0.0;
@@ -165,6 +177,9 @@ Tensor l1_loss(const Tensor& pred, const Tensor& target) {
 }
 
 Tensor l1_loss_backward(const Tensor& grad_out, const Tensor& pred, const Tensor& target) {
+#ifdef FG_WITH_CUDA
+  if (pred.device().is_cuda() || target.device().is_cuda()) return cuda::l1_loss_backward(grad_out, pred, target);
+#endif
   check_pair("l1_loss_backward", "pred", pred, "target", target);
   const double g = grad_scalar("l1_loss_backward", grad_out);
   const Tensor p = pred.contiguous(), t = target.contiguous();
@@ -177,6 +192,9 @@ Tensor l1_loss_backward(const Tensor& grad_out, const Tensor& pred, const Tensor
 }
 
 Tensor bce_with_logits(const Tensor& logits, const Tensor& target) {
+#ifdef FG_WITH_CUDA
+  if (logits.device().is_cuda() || target.device().is_cuda()) return cuda::bce_with_logits(logits, target);
+#endif
   check_pair("bce_with_logits", "logits", logits, "target", target);
   const Tensor x = logits.contiguous(), t = target.contiguous();
   double sum = 0.0;
@@ -187,6 +205,10 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target) {
 
 BceWithLogitsGrads bce_with_logits_backward(const Tensor& grad_out, const Tensor& logits, const Tensor& target,
                                             bool need_logits, bool need_target) {
+#ifdef FG_WITH_CUDA
+  if (logits.device().is_cuda() || target.device().is_cuda())
+    return cuda::bce_with_logits_backward(grad_out, logits, target, need_logits, need_target);
+#endif
   check_pair("bce_with_logits_backward", "logits", logits, "target", target);
   const double g = grad_scalar("bce_with_logits_backward", grad_out);
   const Tensor x = logits.contiguous(), t = target.contiguous();

@@ -12,6 +12,11 @@
 #include <mutex>
 
 #include "tensor/error.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/backend.h"
+#include "kernels/cuda/matmul.h"
+#include "kernels/vendor/cublas_matmul.h"
+#endif
 
 namespace fg::cpu {
 
@@ -191,6 +196,10 @@ void bmm_batches(MatmulAlgo algo, int64_t batch, int64_t M, int64_t N, int64_t K
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, MatmulAlgo algo) {
+#ifdef FG_WITH_CUDA
+  if (a.defined() && a.device().is_cuda())
+    return use_vendor(OpFamily::MATMUL) ? vendor::matmul(a, b, trans_a, trans_b) : cuda::matmul(a, b, trans_a, trans_b);
+#endif
   check_operands("matmul", a, b, 2);
   const int64_t M = trans_a ? a.size(1) : a.size(0), Ka = trans_a ? a.size(0) : a.size(1);
   const int64_t Kb = trans_b ? b.size(1) : b.size(0), N = trans_b ? b.size(0) : b.size(1);
@@ -209,6 +218,10 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Matm
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, MatmulAlgo algo) {
+#ifdef FG_WITH_CUDA
+  if (a.defined() && a.device().is_cuda())
+    return use_vendor(OpFamily::MATMUL) ? vendor::bmm(a, b, trans_a, trans_b) : cuda::bmm(a, b, trans_a, trans_b);
+#endif
   check_operands("bmm", a, b, 3);
   FG_CHECK(a.size(0) == b.size(0), "bmm: batch sizes differ: a " << shape_str(a.shape()) << ", b "
                                                                   << shape_str(b.shape()));
@@ -228,6 +241,10 @@ Tensor bmm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, MatmulA
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, MatmulAlgo algo) {
+#ifdef FG_WITH_CUDA
+  if (x.defined() && x.device().is_cuda())
+    return use_vendor(OpFamily::MATMUL) ? vendor::linear(x, w, b) : cuda::linear(x, w, b);
+#endif
   check_operands("linear", x, w, 2);
   const int64_t M = x.size(0), in = x.size(1), out_features = w.size(0);
   FG_CHECK(w.size(1) == in, "linear: x " << shape_str(x.shape()) << " has " << in << " features but w "

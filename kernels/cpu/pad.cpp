@@ -8,6 +8,9 @@
 #include <algorithm>
 
 #include "kernels/cpu/loops.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/pad.h"
+#endif
 
 namespace fg::cpu {
 
@@ -122,6 +125,9 @@ Shape check_pad(const Shape& in, const Pad2dParams& p, bool replication, const c
 }  // namespace
 
 Tensor replication_pad2d_forward(const Tensor& x, const Pad2dParams& p) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::replication_pad2d_forward(x, p);
+#endif
   const char* op = "replication_pad2d";
   FG_CHECK(x.defined(), op << ": the input is undefined");
   const Shape out_shape = check_pad(x.shape(), p, true, op);
@@ -136,6 +142,9 @@ Tensor replication_pad2d_forward(const Tensor& x, const Pad2dParams& p) {
 }
 
 Tensor replication_pad2d_backward(const Tensor& grad_out, const Shape& input_shape, const Pad2dParams& p) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda()) return cuda::replication_pad2d_backward(grad_out, input_shape, p);
+#endif
   const char* op = "replication_pad2d backward";
   const Shape out_shape = check_pad(input_shape, p, true, op);
   FG_CHECK(grad_out.defined() && grad_out.shape() == out_shape,
@@ -151,6 +160,9 @@ Tensor replication_pad2d_backward(const Tensor& grad_out, const Shape& input_sha
 }
 
 Tensor zero_pad2d_forward(const Tensor& x, const Pad2dParams& p) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::zero_pad2d_forward(x, p);
+#endif
   const char* op = "zero_pad2d";
   FG_CHECK(x.defined(), op << ": the input is undefined");
   const Shape out_shape = check_pad(x.shape(), p, false, op);
@@ -165,6 +177,9 @@ Tensor zero_pad2d_forward(const Tensor& x, const Pad2dParams& p) {
 }
 
 Tensor zero_pad2d_backward(const Tensor& grad_out, const Shape& input_shape, const Pad2dParams& p) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda()) return cuda::zero_pad2d_backward(grad_out, input_shape, p);
+#endif
   const char* op = "zero_pad2d backward";
   const Shape out_shape = check_pad(input_shape, p, false, op);
   FG_CHECK(grad_out.defined() && grad_out.shape() == out_shape,

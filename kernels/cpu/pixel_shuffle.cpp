@@ -3,6 +3,9 @@
 #include "kernels/pixel_shuffle.h"
 
 #include "kernels/cpu/loops.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/pixel_shuffle.h"
+#endif
 
 namespace fg::cpu {
 
@@ -65,6 +68,9 @@ int64_t leading(const Shape& s) {
 }  // namespace
 
 Tensor pixel_shuffle(const Tensor& x, int64_t r) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::pixel_shuffle(x, r);
+#endif
   const char* op = "pixel_shuffle";
   check_common(x, r, op);
   const int64_t C = x.size(-3), H = x.size(-2), W = x.size(-1);
@@ -84,6 +90,9 @@ Tensor pixel_shuffle(const Tensor& x, int64_t r) {
 }
 
 Tensor pixel_unshuffle(const Tensor& x, int64_t r) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::pixel_unshuffle(x, r);
+#endif
   const char* op = "pixel_unshuffle";
   check_common(x, r, op);
   const int64_t C = x.size(-3), H = x.size(-2), W = x.size(-1);

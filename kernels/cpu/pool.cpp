@@ -9,6 +9,9 @@
 #include <limits>
 
 #include "kernels/cpu/loops.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/pool.h"
+#endif
 
 namespace fg::cpu {
 
@@ -169,13 +172,16 @@ Shape pool2d_output_shape(const Tensor& x, const Pool2dParams& p, const char* op
   FG_CHECK(H + 2 * p.pad_h >= p.kernel_h && W + 2 * p.pad_w >= p.kernel_w && OH >= 1 && OW >= 1,
            op << ": input " << shape_str(x.shape()) << " is too small for kernel " << p.kernel_h << "x" << p.kernel_w
               << " with padding " << p.pad_h << "x" << p.pad_w << "; use a larger input or a smaller kernel");
-  require_cpu(x, op);
   return with_spatial(x.shape(), OH, OW);
 }
 
 Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indices) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::max_pool2d_forward(x, p, indices);
+#endif
   const char* op = "max_pool2d";
   const Shape out_shape = pool2d_output_shape(x, p, op);
+  require_cpu(x, op);
   const Planes in = planes_of(x.shape());
   const int64_t OH = out_shape[out_shape.size() - 2], OW = out_shape.back();
   const Tensor xc = x.contiguous();
@@ -189,6 +195,10 @@ Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indice
 }
 
 Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& input_shape) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda() || indices.device().is_cuda())
+    return cuda::max_pool2d_backward(grad_out, indices, input_shape);
+#endif
   const char* op = "max_pool2d backward";
   FG_CHECK(input_shape.size() == 3 || input_shape.size() == 4,
            op << ": expected an input shape (N, C, H, W) or (C, H, W), got " << shape_str(input_shape));
@@ -212,8 +222,12 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const 
 }
 
 Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p, bool count_include_pad) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::avg_pool2d_forward(x, p, count_include_pad);
+#endif
   const char* op = "avg_pool2d";
   const Shape out_shape = pool2d_output_shape(x, p, op);
+  require_cpu(x, op);
   const Planes in = planes_of(x.shape());
   const int64_t OH = out_shape[out_shape.size() - 2], OW = out_shape.back();
   const Tensor xc = x.contiguous();
@@ -227,6 +241,9 @@ Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p, bool count_inc
 
 Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape, const Pool2dParams& p,
                            bool count_include_pad) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda()) return cuda::avg_pool2d_backward(grad_out, input_shape, p, count_include_pad);
+#endif
   const char* op = "avg_pool2d backward";
   FG_CHECK(input_shape.size() == 3 || input_shape.size() == 4,
            op << ": expected an input shape (N, C, H, W) or (C, H, W), got " << shape_str(input_shape));

@@ -26,6 +26,9 @@
 #include "kernels/cpu/loops.h"
 #include "kernels/matmul.h"
 #include "tensor/error.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/self_attention.h"
+#endif
 
 namespace fg::cpu {
 
@@ -339,6 +342,10 @@ Tensor j_major(const Tensor& beta) {
 
 SelfAttentionForward self_attention_forward(const Tensor& x, const Tensor& wq, const Tensor& wk, const Tensor& wv,
                                             const Tensor& gamma, SelfAttentionImpl impl) {
+#ifdef FG_WITH_CUDA
+  // `impl` chooses among the CPU versions; CUDA tensors run kernels/cuda/self_attention.h.
+  if (x.defined() && x.device().is_cuda()) return cuda::self_attention_forward(x, wq, wk, wv, gamma);
+#endif
   const AttentionDims d = check_inputs(x, wq, wk, wv, gamma);
   const Tensor xc = x.contiguous(), wqc = wq.contiguous(), wkc = wk.contiguous(), wvc = wv.contiguous();
   const double gamma_value = gamma.item();
@@ -363,6 +370,9 @@ SelfAttentionForward self_attention_forward(const Tensor& x, const Tensor& wq, c
 SelfAttentionGrads self_attention_backward(const Tensor& grad_out, const Tensor& x, const Tensor& wq, const Tensor& wk,
                                            const Tensor& wv, const Tensor& gamma, const SelfAttentionForward& saved,
                                            SelfAttentionImpl impl) {
+#ifdef FG_WITH_CUDA
+  if (x.defined() && x.device().is_cuda()) return cuda::self_attention_backward(grad_out, x, wq, wk, wv, gamma, saved);
+#endif
   const AttentionDims d = check_inputs(x, wq, wk, wv, gamma);
   check_same(x, grad_out, "grad_out");
   FG_CHECK(grad_out.shape() == x.shape(), "self_attention backward: grad_out must have x's shape "

@@ -8,6 +8,9 @@
 
 #include "kernels/cpu/loops.h"
 #include "kernels/softmax.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/softmax.h"
+#endif
 
 namespace fg::cpu {
 
@@ -137,6 +140,9 @@ void check_input(const Tensor& x, const char* op, const char* what) {
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t dim) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::softmax(x, dim);
+#endif
   check_input(x, "softmax", "input");
   const SoftmaxGeometry g = softmax_geometry(x.shape(), dim, "softmax");
   const Tensor xc = x.contiguous();
@@ -148,6 +154,9 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor softmax_backward(const Tensor& grad_out, const Tensor& out, int64_t dim) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda() || out.device().is_cuda()) return cuda::softmax_backward(grad_out, out, dim);
+#endif
   check_input(grad_out, "softmax_backward", "grad_output");
   check_input(out, "softmax_backward", "output");
   FG_CHECK(grad_out.shape() == out.shape(), "softmax_backward: grad_output " << shape_str(grad_out.shape())

@@ -20,6 +20,9 @@
 
 #include "kernels/cpu/loops.h"
 #include "tensor/error.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/ssim.h"
+#endif
 
 namespace fg::cpu {
 
@@ -352,6 +355,11 @@ cpu::Geometry geometry_of(const Tensor& x, const SsimParams& params) {
 }  // namespace
 
 SsimResult ssim(const Tensor& x, const Tensor& y, const SsimParams& params, bool keep_stats, SsimVariant variant) {
+#ifdef FG_WITH_CUDA
+  // `variant` chooses among the CPU versions; CUDA tensors run the fused kernel (kernels/cuda/ssim.h).
+  if ((x.defined() && x.device().is_cuda()) || (y.defined() && y.device().is_cuda()))
+    return cuda::ssim(x, y, params, keep_stats);
+#endif
   check_images("ssim", x, y, params);
   const std::vector<double> g = ssim_gaussian_window(params.window_size, params.sigma);
   const cpu::Geometry geo = geometry_of(x, params);
@@ -384,6 +392,10 @@ SsimResult ssim(const Tensor& x, const Tensor& y, const SsimParams& params, bool
 
 SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y, const Tensor& stats,
                         const SsimParams& params, bool need_x, bool need_y, SsimVariant variant) {
+#ifdef FG_WITH_CUDA
+  if ((x.defined() && x.device().is_cuda()) || (y.defined() && y.device().is_cuda()))
+    return cuda::ssim_backward(grad_out, x, y, stats, params, need_x, need_y);
+#endif
   check_images("ssim_backward", x, y, params);
   const std::vector<double> g = ssim_gaussian_window(params.window_size, params.sigma);
   const cpu::Geometry geo = geometry_of(x, params);

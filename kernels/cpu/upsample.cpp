@@ -6,6 +6,9 @@
 #include <vector>
 
 #include "kernels/cpu/loops.h"
+#ifdef FG_WITH_CUDA
+#include "kernels/cuda/upsample.h"
+#endif
 
 namespace fg::cpu {
 
@@ -66,6 +69,9 @@ void check_shapes(const Shape& in, int64_t out_h, int64_t out_w, const char* op)
 }  // namespace
 
 Tensor upsample_nearest2d_forward(const Tensor& x, int64_t out_h, int64_t out_w) {
+#ifdef FG_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::upsample_nearest2d_forward(x, out_h, out_w);
+#endif
   const char* op = "upsample_nearest2d";
   FG_CHECK(x.defined(), op << ": the input is undefined");
   check_shapes(x.shape(), out_h, out_w, op);
@@ -80,6 +86,9 @@ Tensor upsample_nearest2d_forward(const Tensor& x, int64_t out_h, int64_t out_w)
 }
 
 Tensor upsample_nearest2d_backward(const Tensor& grad_out, const Shape& input_shape) {
+#ifdef FG_WITH_CUDA
+  if (grad_out.device().is_cuda()) return cuda::upsample_nearest2d_backward(grad_out, input_shape);
+#endif
   const char* op = "upsample_nearest2d backward";
   FG_CHECK(grad_out.defined() && grad_out.dim() == 4, op << ": expected grad_out of shape (N, C, OH, OW)");
   check_shapes(input_shape, grad_out.size(2), grad_out.size(3), op);
