@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "apps/json.h"
 #include "autograd/ops.h"
 #include "models/cross_channel.h"
 #include "models/dynamic_unet.h"
@@ -40,155 +41,43 @@ std::string join(const char* const (&list)[N]) {
   return out;
 }
 
-// ---- a flat JSON object: string, number, true/false/null values (all a ModelConfig holds) ----
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
-std::string json_number(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", x);
-  return buf;
-}
-
-// Parses {"key": value, ...} into key -> raw text (strings unescaped, other values as written).
-std::map<std::string, std::string> parse_flat_json(const std::string& text) {
-  size_t i = 0;
-  auto fail = [&](const std::string& what) -> void {
-    throw Error("the model description (a checkpoint's \"config\") is not valid JSON: " + what + " at character " +
-                std::to_string(i));
-  };
-  auto skip_ws = [&] {
-    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-  };
-  auto parse_string = [&]() -> std::string {
-    if (i >= text.size() || text[i] != '"') fail("expected a string");
-    ++i;
-    std::string out;
-    while (true) {
-      if (i >= text.size()) fail("unterminated string");
-      const char c = text[i++];
-      if (c == '"') break;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i >= text.size()) fail("unterminated escape");
-      const char e = text[i++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'u': {
-          if (i + 4 > text.size()) fail("short \\u escape");
-          const unsigned code = unsigned(std::stoul(text.substr(i, 4), nullptr, 16));
-          i += 4;
-          if (code < 0x80) {
-            out += char(code);
-          } else if (code < 0x800) {
-            out += char(0xC0 | (code >> 6));
-            out += char(0x80 | (code & 0x3F));
-          } else {
-            out += char(0xE0 | (code >> 12));
-            out += char(0x80 | ((code >> 6) & 0x3F));
-            out += char(0x80 | (code & 0x3F));
-          }
-          break;
-        }
-        default: fail("unknown escape");
-      }
-    }
-    return out;
-  };
-  std::map<std::string, std::string> out;
-  skip_ws();
-  if (i >= text.size() || text[i] != '{') fail("expected '{'");
-  ++i;
-  skip_ws();
-  if (i < text.size() && text[i] == '}') return out;
-  while (true) {
-    skip_ws();
-    const std::string key = parse_string();
-    skip_ws();
-    if (i >= text.size() || text[i] != ':') fail("expected ':'");
-    ++i;
-    skip_ws();
-    if (i < text.size() && text[i] == '"') {
-      out[key] = parse_string();
-    } else {
-      const size_t start = i;
-      while (i < text.size() && text[i] != ',' && text[i] != '}' && !std::isspace(static_cast<unsigned char>(text[i])))
-        ++i;
-      if (i == start) fail("expected a value");
-      out[key] = text.substr(start, i - start);
-    }
-    skip_ws();
-    if (i < text.size() && text[i] == ',') {
-      ++i;
-      continue;
-    }
-    if (i < text.size() && text[i] == '}') break;
-    fail("expected ',' or '}'");
-  }
-  return out;
-}
-
 }  // namespace
 
 // ---- ModelConfig ----
 
 std::string ModelConfig::to_json() const {
-  return "{\"task\":" + json_string(task) + ",\"model\":" + json_string(model) + ",\"width\":" + json_number(width) +
-         ",\"loss\":" + json_string(loss) + ",\"vgg_weights\":" + json_string(vgg_weights) +
-         ",\"encoder_weights\":" + json_string(encoder_weights) + "}";
+  return "{\"task\":" + json_quote(task) + ",\"model\":" + json_quote(model) + ",\"width\":" + json_number(width) +
+         ",\"loss\":" + json_quote(loss) + ",\"vgg_weights\":" + json_quote(vgg_weights) +
+         ",\"encoder_weights\":" + json_quote(encoder_weights) + "}";
 }
 
 ModelConfig ModelConfig::from_json(const std::string& json) {
-  const std::map<std::string, std::string> fields = parse_flat_json(json);
+  Json root;
+  try {
+    root = parse_json(json);
+  } catch (const Error& e) {
+    throw Error(std::string("the model description (a checkpoint's \"config\") is not valid JSON: ") + e.what());
+  }
+  FG_CHECK(root.kind == Json::OBJECT, "the model description (a checkpoint's \"config\") is not a JSON object");
   ModelConfig c;
+  // Unknown fields are ignored, so files written by a newer version still load.
   auto text = [&](const char* key, std::string& into, bool required) {
-    const auto it = fields.find(key);
-    if (it != fields.end()) {
-      into = it->second;
-    } else if (required) {
-      throw Error(std::string("the model description (a checkpoint's \"config\") has no \"") + key + "\"");
+    const Json* v = root.find(key);
+    if (v == nullptr) {
+      FG_CHECK(!required, "the model description (a checkpoint's \"config\") has no \"" << key << "\"");
+      return;
     }
+    FG_CHECK(v->kind == Json::STRING, "the model description's \"" << key << "\" is not a string");
+    into = v->text;
   };
   text("task", c.task, true);
   text("model", c.model, true);
   text("loss", c.loss, false);
   text("vgg_weights", c.vgg_weights, false);
   text("encoder_weights", c.encoder_weights, false);
-  const auto w = fields.find("width");
-  if (w != fields.end()) {
-    char* end = nullptr;
-    c.width = std::strtod(w->second.c_str(), &end);
-    FG_CHECK(end != w->second.c_str() && *end == '\0',
-             "the model description's \"width\" is not a number: '" << w->second << "'");
+  if (const Json* w = root.find("width")) {
+    FG_CHECK(w->kind == Json::NUMBER, "the model description's \"width\" is not a number");
+    c.width = std::strtod(w->text.c_str(), nullptr);
   }
   c.validate();
   return c;
