@@ -145,8 +145,8 @@ struct LoaderOptions {
   int workers = 2;   // threads assembling batches (0: in the calling thread)
   int prefetch = 2;  // batches ready ahead, per worker
   uint64_t seed = 0;
-  // CUDA builds: batches in page-locked host memory (faster, async copies). Today collate allocates them with
-  // plain Tensor::empty on every build; the CUDA backend will switch the allocation to page-locked memory.
+  // Batches in page-locked host memory (Tensor::empty_pinned: faster copies to the GPU) when CUDA is built and a
+  // device is present; ordinary host memory otherwise.
   bool pin_memory = false;
 };
 

@@ -20,7 +20,7 @@ namespace fg::data {
 namespace {
 
 // Stacks one field of every sample into a new (B, ...) tensor.
-Tensor stack_field(const std::vector<Sample>& samples, Tensor Sample::*field, const char* what) {
+Tensor stack_field(const std::vector<Sample>& samples, Tensor Sample::*field, const char* what, bool pin_memory) {
   const Tensor& first = samples[0].*field;
   for (const Sample& s : samples) {
     const Tensor& t = s.*field;
@@ -32,9 +32,9 @@ Tensor stack_field(const std::vector<Sample>& samples, Tensor Sample::*field, co
   }
   Shape shape = first.shape();
   shape.insert(shape.begin(), int64_t(samples.size()));
-  // pin_memory: page-locked memory needs the CUDA allocator; until the CUDA backend wires it in, pinned and
-  // plain batches are both ordinary host memory.
-  Tensor out = Tensor::empty(shape, DType::F32);
+  // Page-locked when asked (and CUDA is built with a device present; otherwise Tensor::empty_pinned gives ordinary
+  // host memory), so the trainer's copy to the GPU needs no staging buffer.
+  Tensor out = pin_memory ? Tensor::empty_pinned(shape, DType::F32) : Tensor::empty(shape, DType::F32);
   for (size_t i = 0; i < samples.size(); ++i) out.select(0, int64_t(i)).copy_(samples[i].*field);
   return out;
 }
@@ -44,12 +44,11 @@ Tensor stack_field(const std::vector<Sample>& samples, Tensor Sample::*field, co
 Batch collate(const std::vector<Sample>& samples, const std::vector<int64_t>& indices, bool pin_memory) {
   FG_ASSERT(!samples.empty(), "collate needs at least one sample");
   FG_ASSERT(indices.size() == samples.size(), "collate needs one index per sample");
-  (void)pin_memory;  // see stack_field
   Batch b;
-  b.input = stack_field(samples, &Sample::input, "input");
-  b.target = stack_field(samples, &Sample::target, "target");
-  b.mask = stack_field(samples, &Sample::mask, "mask");
-  b.clean = stack_field(samples, &Sample::clean, "clean image");
+  b.input = stack_field(samples, &Sample::input, "input", pin_memory);
+  b.target = stack_field(samples, &Sample::target, "target", pin_memory);
+  b.mask = stack_field(samples, &Sample::mask, "mask", pin_memory);
+  b.clean = stack_field(samples, &Sample::clean, "clean image", pin_memory);
   for (const Sample& s : samples) b.names.push_back(s.name);
   b.indices = indices;
   return b;
