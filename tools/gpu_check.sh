@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU, builds filmgrad with CUDA for that GPU, runs the gpu-labelled
-# tests, runs each of them again under compute-sanitizer (memcheck with the caching allocator off, so every tensor
-# is its own allocation, then racecheck), runs every bench_cuda_* benchmark, and writes one report:
+# tests one program at a time, runs each of them again under compute-sanitizer (memcheck with the caching allocator
+# off, so every tensor is its own allocation, then racecheck), runs the bench_cuda_* benchmarks, and writes one
+# report:
 #   bench/results/<gpu>-<date>/report.md     environment, test, sanitizer and benchmark tables
 #   bench/results/<gpu>-<date>/<bench>.json  Google Benchmark's JSON of each suite
-#   bench/results/<gpu>-<date>/logs.tar.gz   the full logs (build, ctest, each sanitizer run, each benchmark)
-# Exit status 0 when every test passed and the sanitizers found nothing; 1 otherwise (the report is written in
-# both cases); 2 for a usage or environment error.
+#   bench/results/<gpu>-<date>/logs.tar.gz   the full logs (build, each test, each sanitizer run, each benchmark)
+# The report is rewritten after every step (and copied to --copy-to DIR), so a run cut off by its time limit still
+# returns what it did. Exit status 0 when every test that ran passed and the sanitizers found nothing; 1 otherwise
+# (the report is written in both cases); 2 for a usage or environment error.
 #
 # What the machine needs: nvidia-smi, nvcc, cmake, a C++ compiler, compute-sanitizer (in the CUDA toolkit). What
 # it may lack (the lent machines are not Debian) comes from .gpu/carry.tar.xz, made here beforehand by
@@ -15,21 +17,35 @@
 # Python's nvidia-cudnn package (CUDNN_ROOT). Warnings are not errors here (another compiler version may warn
 # differently; CI enforces -Werror on Debian).
 #
-# Usage: tools/gpu_check.sh [--build-dir DIR] [--skip-build] [--skip-tests] [--skip-sanitizer] [--skip-bench]
-#                           [--only "test_a test_b"] [--bench-min-time SECONDS] [--copy-to DIR] [--jobs N]
+# Usage: tools/gpu_check.sh [--budget [SECONDS]] [--build-dir DIR] [--skip-build] [--skip-tests] [--skip-sanitizer]
+#                           [--skip-bench] [--full-bench] [--only "test_a test_b"] [--bench-min-time SECONDS]
+#                           [--copy-to DIR] [--jobs N]
+#   --budget [S]    the budgeted mode for a short lease (default S = 360 seconds, the build included): build the
+#                   gpu tests and the short benchmark set, run every gpu test first, then the short benchmark set
+#                   (the networks' real layer shapes at 128 px, each hand-written kernel beside its cuDNN/cuBLAS
+#                   twin, at most about 2 minutes); no sanitizer. Each step is skipped, and the report says so,
+#                   when too little of S is left for it. docs/gpu.md has the measured step times.
+#   --full-bench    every benchmark of every bench_cuda_* suite (the default without --budget)
 #   --only NAMES    restrict the tests (and their sanitizer runs) to these tests/gpu programs
 #   --copy-to DIR   also copy report.md, logs.tar.gz and the JSON files (as bench_json.tar.gz) into DIR, e.g. the
-#                   device tool's $OUT
-# On a lent machine one call may run 10 minutes: build, test and benchmark in one call, then the sanitizer runs in
-# the next (--skip-build --skip-tests --skip-bench) while the machine is still warm and the build folder is there.
+#                   device tool's $OUT, after every step
+# On a lent machine (15 minutes of device time in all, its start included): first call
+#   tools/gpu_check.sh --budget --copy-to $OUT
+# then, only if time is left and the machine is still warm, the sanitizer and the full benchmark set as separate
+# calls: --skip-build --skip-tests --skip-bench (sanitizer), --skip-build --skip-tests --skip-sanitizer --full-bench.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 build=build-gpu
 skip_build=0 skip_tests=0 skip_sanitizer=0 skip_bench=0 min_time=0.2 copy_to="" jobs=$(nproc) only=""
+budget="" full_bench=""
+call_args="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
+    --budget)
+      if [[ "${2:-}" =~ ^[0-9]+$ ]]; then budget=$2; shift 2; else budget=360; shift; fi ;;
+    --full-bench) full_bench=1; shift ;;
     --build-dir) build=$2; shift 2 ;;
     --skip-build) skip_build=1; shift ;;
     --skip-tests) skip_tests=1; shift ;;
@@ -45,6 +61,18 @@ while [ $# -gt 0 ]; do
 done
 
 die() { echo "gpu_check: error: $*" >&2; exit 2; }
+started=$(date +%s)
+# In the budgeted mode every step asks how many of the budget's seconds are left; without a budget there is no end.
+if [ -n "$budget" ]; then
+  [ "$budget" -ge 60 ] || die "--budget $budget: give at least 60 seconds"
+  skip_sanitizer=1
+  [ -n "$full_bench" ] || full_bench=0
+  min_time=0.05
+else
+  [ -n "$full_bench" ] || full_bench=1
+fi
+seconds_left() { if [ -n "$budget" ]; then echo $((started + budget - $(date +%s))); else echo 100000; fi; }
+elapsed() { echo $(($(date +%s) - started)); }
 command -v nvidia-smi >/dev/null || die "nvidia-smi not found: run this on a machine with an NVIDIA GPU"
 gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 [ -n "$gpu_name" ] || die "nvidia-smi lists no GPU"
@@ -132,121 +160,97 @@ cat "$logs/environment.txt"
 # ---- build ----
 gpu_tests=${only:-$(ls tests/gpu/*.cpp | xargs -n1 basename | sed 's/\.cpp$//')}
 gpu_benches=$(ls bench/bench_cuda_*.cpp 2>/dev/null | xargs -r -n1 basename | sed 's/\.cpp$//')
-build_status=0
-if [ "$skip_build" = 0 ]; then
-  generator=()
-  command -v ninja >/dev/null && generator=(-G Ninja)
-  echo "gpu_check: configuring and building $(echo $gpu_tests $gpu_benches | wc -w) targets in $build"
-  { cmake -S . -B "$build" "${generator[@]}" "${cmake_args[@]}" &&
-    cmake --build "$build" -j "$jobs" --target $gpu_tests $gpu_benches; } > "$logs/build.log" 2>&1 || build_status=$?
-  tail -5 "$logs/build.log"
+# The short benchmark set: each suite's hand-written kernels beside their cuDNN/cuBLAS twins on the networks' real
+# shapes at 128 px (batch 16), the middle of the progressive-resizing schedule; conv2d on eight layers that cover
+# the 7x7 stem, 3x3 at several widths, stride 2, the 99-channel res block and the dilated block. Pointwise and
+# spatial ops have no vendor twin and run only in the full set.
+short_filter() {
+  case "$1" in
+    bench_cuda_conv2d) echo '^conv2d_[a-z_]+/(implicit_gemm_f32|wmma_bf16|cudnn_f32|cudnn_bf16)/(r34\.conv1|r34\.layer1|r34\.layer2\.0\.conv1|r34\.layer3|unet\.block2\.conv|unet\.res|xc\.block0\.conv|xc\.dilated)@128/' ;;
+    bench_cuda_matmul) echo '/(tiled_f32|wmma_bf16|cublas_f32|cublas_bf16)/[^/]*@128/' ;;
+    bench_cuda_norm) echo '/(cuda_f32|cuda_bf16)/[^/]*@128/' ;;
+    bench_cuda_ssim) echo '/(fused_f32|fused_bf16|five_convs_f32)/[^/]*@128/' ;;
+    bench_cuda_attention) echo '/(default_f32|default_bf16)/[^/]*@128/' ;;
+    *) echo "" ;;
+  esac
+}
+if [ "$full_bench" = 0 ]; then
+  short=""
+  for b in $gpu_benches; do [ -n "$(short_filter "$b")" ] && short="$short $b"; done
+  gpu_benches=$short
 fi
+[ "$skip_bench" = 1 ] && build_benches="" || build_benches=$gpu_benches
 
-# ---- tests ----
-test_status=0
-if [ "$build_status" = 0 ] && [ "$skip_tests" = 0 ]; then
-  regex=$(echo $gpu_tests | sed 's/ /|/g')
-  (cd "$build" && ctest -L gpu -R "^($regex)\$" --output-on-failure --timeout 600) > "$logs/ctest.log" 2>&1 || test_status=$?
-  tail -15 "$logs/ctest.log"
-fi
+# Step log: one row per step (what, result, seconds), shown at the top of the report.
+steps="$logs/steps.md"
+[ "$skip_build" = 1 ] || : > "$steps"
+step_row() { echo "| $1 | $2 | $3 |" >> "$steps"; }
+step_row "**call**: gpu_check.sh $call_args" "started $(date -u +%H:%M:%S) UTC" ""
+test_rows="$logs/test_rows.md"
 
-# ---- compute-sanitizer: memcheck (caching off), racecheck ----
-sanitizer_status=0
-if [ "$build_status" = 0 ] && [ "$skip_sanitizer" = 0 ]; then
-  rm -f "$logs/sanitizer_rows.md"
-  if ! command -v compute-sanitizer >/dev/null; then
-    for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do [ -x "$d/compute-sanitizer" ] && PATH="$d:$PATH"; done
-  fi
-  if ! command -v compute-sanitizer >/dev/null; then
-    found=$(find /usr /opt -name compute-sanitizer -type f -perm -u+x 2>/dev/null | head -1)
-    [ -n "$found" ] && PATH="$(dirname "$found"):$PATH"
-  fi
-  if command -v compute-sanitizer >/dev/null; then
-    for t in $gpu_tests; do
-      for tool in memcheck racecheck; do
-        log="$logs/sanitizer-$tool-$t.log"
-        status=0
-        FG_CUDA_NO_CACHING=$([ "$tool" = memcheck ] && echo 1 || echo 0) \
-          timeout 900 compute-sanitizer --tool "$tool" --error-exitcode 99 "$build/$t" > "$log" 2>&1 || status=$?
-        summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)
-        [ "$status" != 0 ] && sanitizer_status=1
-        echo "| $t | $tool | $([ "$status" = 0 ] && echo clean || echo "FAILED (exit $status)") | ${summary:-no summary line} |" \
-          >> "$logs/sanitizer_rows.md"
-        echo "gpu_check: $tool $t: exit $status ${summary}"
-      done
-    done
-  else
-    echo "| (all) | - | not run: compute-sanitizer not found | |" > "$logs/sanitizer_rows.md"
-    sanitizer_status=1
-  fi
-fi
-
-# ---- benchmarks ----
-if [ "$build_status" = 0 ] && [ "$skip_bench" = 0 ]; then
-  for b in $gpu_benches; do
-    [ -x "$build/$b" ] || continue
-    echo "gpu_check: benchmark $b"
-    "$build/$b" --benchmark_out="$bench_json/$b.json" --benchmark_out_format=json --benchmark_min_time="$min_time" \
-      --benchmark_counters_tabular=true > "$logs/$b.log" 2>&1 || echo "gpu_check: $b exited with $?"
-  done
-fi
-
-# ---- the report ----
-cp "$bench_json"/*.json "$out"/ 2>/dev/null
-{
-  echo "# GPU check: $gpu_name, $(date +%Y-%m-%d)"
-  echo
-  echo "Written by tools/gpu_check.sh. Kernels: filmgrad's own (kernels/cuda/); vendor twins as FG_VENDOR=${FG_VENDOR:-} selects."
-  echo
-  echo "## Environment"
-  echo
-  echo '```'
-  cat "$logs/environment.txt"
-  echo '```'
-  echo
-  echo "## Build"
-  echo
-  if [ "$build_status" != 0 ]; then
-    echo "**The build failed (exit $build_status).** The end of its log:"; echo; echo '```'; tail -40 "$logs/build.log"; echo '```'
-  elif [ -f "$logs/build.log" ]; then
-    echo "Built with CUDA for sm_$arch in $build: $(echo $gpu_tests $gpu_benches | wc -w) targets."
-  else
-    echo "Not built by this script: the binaries already in $build were used."
-  fi
-  echo
-  echo "## Tests (ctest -L gpu)"
-  echo
-  if [ -f "$logs/ctest.log" ]; then
-    echo '```'
-    grep -E "Test +#|tests passed|tests failed|Total Test time|\*\*\*|Failed|SKIPPED|Not Run" "$logs/ctest.log" | head -60
-    echo '```'
-    if [ "$test_status" != 0 ]; then
-      echo
-      echo "Failures (first lines of each failing test's output):"
-      echo
-      echo '```'
-      grep -E "^\[  FAILED|Failure|Expected|Value of|Which is|NMSE|differ|sentinel" "$logs/ctest.log" | head -80
-      echo '```'
-    fi
-  else
-    echo "Not run."
-  fi
-  echo
-  echo "## compute-sanitizer"
-  echo
-  if [ -f "$logs/sanitizer_rows.md" ]; then
-    echo "memcheck ran with FG_CUDA_NO_CACHING=1 (each tensor its own cudaMalloc of its exact size)."
+write_report() {
+  cp "$bench_json"/*.json "$out"/ 2>/dev/null
+  {
+    echo "# GPU check: $gpu_name, $(date +%Y-%m-%d)"
     echo
-    echo "| test | tool | result | summary |"
-    echo "| --- | --- | --- | --- |"
-    cat "$logs/sanitizer_rows.md"
-  else
-    echo "Not run."
-  fi
-  echo
-  echo "## Benchmarks"
-  echo
-  python3 - "$out" <<'PY' || echo "(python3 unavailable: see the JSON files)"
+    echo "Written by tools/gpu_check.sh$([ -n "$budget" ] && echo " --budget $budget") (report rewritten after every step; this one after $(elapsed) s)."
+    echo "Kernels: filmgrad's own (kernels/cuda/); vendor twins as FG_VENDOR=${FG_VENDOR:-} selects."
+    echo
+    echo "## Steps"
+    echo
+    echo "| step | result | seconds |"
+    echo "| --- | --- | ---: |"
+    cat "$steps" 2>/dev/null
+    echo
+    echo "## Environment"
+    echo
+    echo '```'
+    cat "$logs/environment.txt"
+    echo '```'
+    echo
+    echo "## Build"
+    echo
+    if [ "$build_status" != 0 ]; then
+      echo "**The build failed (exit $build_status).** The end of its log:"; echo; echo '```'; tail -40 "$logs/build.log"; echo '```'
+    elif [ "$skip_build" = 0 ]; then
+      echo "Built with CUDA for sm_$arch in $build: $(echo $gpu_tests $build_benches | wc -w) targets."
+    else
+      echo "Not built by this call: the binaries already in $build were used."
+    fi
+    echo
+    echo "## Tests (tests/gpu, one program at a time)"
+    echo
+    if [ -s "$test_rows" ]; then
+      echo "| test | result | seconds | summary |"
+      echo "| --- | --- | ---: | --- |"
+      cat "$test_rows"
+      if grep -q "FAILED\|timed out" "$test_rows"; then
+        echo
+        echo "Failures (first lines of each failing test's output):"
+        echo
+        echo '```'
+        cat "$logs"/test-*.log 2>/dev/null | grep -E "^\[  FAILED|Failure|Expected|Value of|Which is|NMSE|differ|sentinel|Timeout" | head -80
+        echo '```'
+      fi
+    else
+      echo "Not run."
+    fi
+    echo
+    echo "## compute-sanitizer"
+    echo
+    if [ -f "$logs/sanitizer_rows.md" ]; then
+      echo "memcheck ran with FG_CUDA_NO_CACHING=1 (each tensor its own cudaMalloc of its exact size)."
+      echo
+      echo "| test | tool | result | summary |"
+      echo "| --- | --- | --- | --- |"
+      cat "$logs/sanitizer_rows.md"
+    else
+      echo "Not run$([ -n "$budget" ] && echo " (the budgeted mode leaves it to a separate call)")."
+    fi
+    echo
+    echo "## Benchmarks$([ "$full_bench" = 0 ] && echo " (the short set)")"
+    echo
+    python3 - "$out" <<'PY' || echo "(python3 unavailable: see the JSON files)"
 import json, os, sys
 out = sys.argv[1]
 files = sorted(f for f in os.listdir(out) if f.endswith(".json"))
@@ -280,14 +284,131 @@ for f in files:
     for reason, n in skipped.items():
         print(f"{n} benchmark(s) skipped: {reason}\n")
 PY
-} > "$out/report.md"
+  } > "$out/report.md.tmp" && mv "$out/report.md.tmp" "$out/report.md"
+  tar -czf "$out/logs.tar.gz" -C "$build" gpu_check_logs 2>/dev/null
+  if [ -n "$copy_to" ]; then
+    # Three files (a device run returns at most eight): the report, the logs, and the JSON files in one archive.
+    mkdir -p "$copy_to" && cp "$out"/report.md "$out"/logs.tar.gz "$copy_to"/ &&
+      (cd "$out" && ls *.json >/dev/null 2>&1 && tar -czf "$copy_to/bench_json.tar.gz" *.json || true)
+  fi
+}
 
-tar -czf "$out/logs.tar.gz" -C "$build" gpu_check_logs
-if [ -n "$copy_to" ]; then
-  # Three files (a device run returns at most eight): the report, the logs, and the JSON files in one archive.
-  mkdir -p "$copy_to" && cp "$out"/report.md "$out"/logs.tar.gz "$copy_to"/ &&
-    (cd "$out" && ls *.json >/dev/null 2>&1 && tar -czf "$copy_to/bench_json.tar.gz" *.json || true)
+build_status=0
+if [ "$skip_build" = 0 ]; then
+  generator=()
+  command -v ninja >/dev/null && generator=(-G Ninja)
+  t0=$(date +%s)
+  echo "gpu_check: configuring and building $(echo $gpu_tests $build_benches | wc -w) targets in $build"
+  # The tests first, as their own build, so a budget that runs out while the benchmarks build still tests.
+  { cmake -S . -B "$build" "${generator[@]}" "${cmake_args[@]}" &&
+    cmake --build "$build" -j "$jobs" --target $gpu_tests; } > "$logs/build.log" 2>&1 || build_status=$?
+  step_row "build: configure + gpu tests" "$([ "$build_status" = 0 ] && echo ok || echo "FAILED (exit $build_status)")" $(($(date +%s) - t0))
+  tail -5 "$logs/build.log"
+  write_report
 fi
-echo "gpu_check: report written to $out/report.md"
+
+# ---- tests: one program at a time, so each gets its own row, log and time limit ----
+test_status=0
+if [ "$build_status" = 0 ] && [ "$skip_tests" = 0 ]; then
+  : > "$test_rows"
+  t0=$(date +%s)
+  for t in $gpu_tests; do
+    left=$(seconds_left)
+    if [ "$left" -lt 20 ]; then
+      echo "| $t | not run: budget spent | | |" >> "$test_rows"; test_status=1; continue
+    fi
+    limit=$((left - 10)); [ "$limit" -gt 600 ] && limit=600
+    log="$logs/test-$t.log"
+    s0=$(date +%s)
+    status=0
+    (cd "$build" && ctest -V -R "^$t\$" --timeout "$limit") > "$log" 2>&1 || status=$?
+    secs=$(($(date +%s) - s0))
+    # gtest's closing counts (ctest -V prefixes each line with the test's number), and a whole program's skip reason.
+    summary=$(grep -oE "\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ tests?" "$log" | sed -E 's/\[ +//; s/ +\]//' | sort -u | tr '\n' ' ')
+    reason=$(grep -m1 -oE "(no CUDA device|no GPU|CUDA is not built)[^|]{0,80}" "$log")
+    summary="${summary}${reason:+($reason)}"
+    if grep -q "Timeout" "$log"; then result="FAILED (timed out after $limit s)"; test_status=1
+    elif [ "$status" != 0 ]; then result="FAILED"; test_status=1
+    elif grep -q "(Skipped)\|\*\*\*Skipped" "$log" || { grep -q "\[  SKIPPED \]" "$log" && ! grep -q "\[  PASSED  \] [1-9]" "$log"; }; then result="skipped"
+    else result="passed"; fi
+    echo "| $t | $result | $secs | ${summary:-see the log} |" >> "$test_rows"
+    echo "gpu_check: $t: $result ($secs s)"
+    write_report
+  done
+  step_row "tests" "$([ "$test_status" = 0 ] && echo "all passed" || echo "FAILURES")" $(($(date +%s) - t0))
+fi
+
+# ---- compute-sanitizer: memcheck (caching off), racecheck ----
+sanitizer_status=0
+if [ "$build_status" = 0 ] && [ "$skip_sanitizer" = 0 ]; then
+  t0=$(date +%s)
+  rm -f "$logs/sanitizer_rows.md"
+  if ! command -v compute-sanitizer >/dev/null; then
+    for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do [ -x "$d/compute-sanitizer" ] && PATH="$d:$PATH"; done
+  fi
+  if ! command -v compute-sanitizer >/dev/null; then
+    found=$(find /usr /opt -name compute-sanitizer -type f -perm -u+x 2>/dev/null | head -1)
+    [ -n "$found" ] && PATH="$(dirname "$found"):$PATH"
+  fi
+  if command -v compute-sanitizer >/dev/null; then
+    for t in $gpu_tests; do
+      for tool in memcheck racecheck; do
+        log="$logs/sanitizer-$tool-$t.log"
+        status=0
+        FG_CUDA_NO_CACHING=$([ "$tool" = memcheck ] && echo 1 || echo 0) \
+          timeout 900 compute-sanitizer --tool "$tool" --error-exitcode 99 "$build/$t" > "$log" 2>&1 || status=$?
+        summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)
+        [ "$status" != 0 ] && sanitizer_status=1
+        echo "| $t | $tool | $([ "$status" = 0 ] && echo clean || echo "FAILED (exit $status)") | ${summary:-no summary line} |" \
+          >> "$logs/sanitizer_rows.md"
+        echo "gpu_check: $tool $t: exit $status ${summary}"
+        write_report
+      done
+    done
+  else
+    echo "| (all) | - | not run: compute-sanitizer not found | |" > "$logs/sanitizer_rows.md"
+    sanitizer_status=1
+  fi
+  step_row "compute-sanitizer" "$([ "$sanitizer_status" = 0 ] && echo clean || echo "FINDINGS or not run")" $(($(date +%s) - t0))
+fi
+
+# ---- benchmarks ----
+if [ "$build_status" = 0 ] && [ "$skip_bench" = 0 ]; then
+  bench_build=0
+  if [ "$skip_build" = 0 ] && [ -n "$gpu_benches" ]; then
+    t0=$(date +%s)
+    if [ "$(seconds_left)" -gt 60 ]; then
+      timeout $(( $(seconds_left) - 30 )) cmake --build "$build" -j "$jobs" --target $gpu_benches >> "$logs/build.log" 2>&1 || bench_build=$?
+      step_row "build: benchmarks" "$([ "$bench_build" = 0 ] && echo ok || echo "FAILED or cut (exit $bench_build)")" $(($(date +%s) - t0))
+    else
+      bench_build=1
+      step_row "build: benchmarks" "not run: budget spent" 0
+    fi
+    write_report
+  fi
+  t0=$(date +%s)
+  for b in $gpu_benches; do
+    [ -x "$build/$b" ] || continue
+    left=$(seconds_left)
+    if [ "$left" -lt 30 ]; then step_row "benchmark $b" "not run: budget spent" 0; continue; fi
+    filter=()
+    cap=100000
+    if [ "$full_bench" = 0 ]; then
+      filter=("--benchmark_filter=$(short_filter "$b")")
+      cap=60  # the short set: at most a minute a suite, about two in all
+    fi
+    limit=$((left - 15)); [ "$limit" -gt "$cap" ] && limit=$cap
+    echo "gpu_check: benchmark $b (at most $limit s)"
+    s0=$(date +%s)
+    status=0
+    timeout "$limit" "$build/$b" "${filter[@]}" --benchmark_out="$bench_json/$b.json" --benchmark_out_format=json \
+      --benchmark_min_time="$min_time" --benchmark_counters_tabular=true > "$logs/$b.log" 2>&1 || status=$?
+    step_row "benchmark $b" "$([ "$status" = 0 ] && echo ok || echo "exit $status$([ "$status" = 124 ] && echo ": cut at $limit s, JSON lost; see its log")")" $(($(date +%s) - s0))
+    write_report
+  done
+fi
+
+write_report
+echo "gpu_check: report written to $out/report.md ($(elapsed) s in all)"
 if [ "$build_status" != 0 ] || [ "$test_status" != 0 ] || [ "$sanitizer_status" != 0 ]; then exit 1; fi
 exit 0
