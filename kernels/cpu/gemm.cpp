@@ -77,7 +77,7 @@ void emulated_f64_14x16(int64_t kc, const double* a, const double* b, double* c,
 
 const IsaKernels& generic_kernels() {
   static const IsaKernels kernels = {
-      {6, 16, 144, 256, 4080, generic_f32_6x16, "6x16"},
+      {6, 16, 144, 384, 4080, generic_f32_6x16, "6x16"},
       {6, 8, 96, 256, 2040, generic_f64_6x8, "6x8"},
   };
   return kernels;

@@ -129,10 +129,12 @@ void avx2_pack_rows_f32(const float* src, int64_t ld, int rows, int64_t kc, floa
 
 namespace fg::cpu::gemm_detail {
 
-// Blocks: a 256 x 16 f32 panel of B (16 KiB) fits any L1 from Haswell on; 144 x 256 of A (144 KiB) sits in L2.
+// Blocks: a 384 x 16 f32 panel of B (24 KiB) fits the 32 KiB L1 of Haswell and later; 144 x 384 of A (216 KiB)
+// sits in L2. kc = 384 beat 256 and 512 by 5-15 % on the conv shapes of bench/bench_gemm.cpp (AMD EPYC Zen 3,
+// 2026-12-07; docs/cpu_kernels.md).
 const IsaKernels& avx2_kernels() {
   static const IsaKernels kernels = {
-      {6, 16, 144, 256, 4080, avx2_f32_6x16, "6x16", avx2_pack_transposed_f32, avx2_pack_rows_f32},
+      {6, 16, 144, 384, 4080, avx2_f32_6x16, "6x16", avx2_pack_transposed_f32, avx2_pack_rows_f32},
       {6, 8, 96, 256, 2040, avx2_f64_6x8, "6x8"},
   };
   return kernels;
