@@ -215,8 +215,8 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
 }
 
 template <typename T>
-void gemm_driver(const MicroKernelInfo<T>& kern, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-                 T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+void gemm_driver(const MicroKernelInfo<T>& kern, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == T(0)) {
     scale_c(M, N, beta, C, ldc);
@@ -227,8 +227,8 @@ void gemm_driver(const MicroKernelInfo<T>& kern, bool trans_a, bool trans_b, int
   if (start_from_c) scale_c(M, N, beta, C, ldc);
 
   const int MR = kern.mr, NR = kern.nr;
-  // K in equal blocks of at most kern.kc (576 = 3 x 192, not 256 + 256 + 64: a short last block would pay the
-  // loads and stores of C for little work).
+  // K in equal blocks of at most kern.kc (576 = 2 x 288 for kc = 384, not 384 + 192): a short last block would
+  // pay the loads and stores of C for little work.
   const int64_t k_blocks = (K + kern.kc - 1) / kern.kc;
   const int64_t kc_max = (K + k_blocks - 1) / k_blocks;
   const int64_t nc_max = std::min(kern.nc, (N + NR - 1) / NR * NR);
@@ -367,7 +367,9 @@ GemmBackend gemm_backend() {
   return GemmBackend(gemm_detail::selection().backend.load(std::memory_order_relaxed));
 }
 
-GemmIsa gemm_isa() { return GemmIsa(gemm_detail::selection().isa.load(std::memory_order_relaxed)); }
+GemmIsa gemm_isa() {
+  return GemmIsa(gemm_detail::selection().isa.load(std::memory_order_relaxed));
+}
 
 void set_gemm_backend(GemmBackend backend) {
   gemm_detail::selection().backend.store(int(backend), std::memory_order_relaxed);
@@ -392,28 +394,27 @@ std::string gemm_kernel_name() {
 void gemm(GemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   FG_ASSERT(gemm_isa_supported(isa), "the " << gemm_isa_name(isa) << " GEMM kernels do not run on this CPU");
-  gemm_detail::gemm_driver(gemm_detail::kernels_for(isa).f32, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
-                           C, ldc);
+  gemm_detail::gemm_driver(gemm_detail::kernels_for(isa).f32, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                           ldc);
 }
 
 void gemm(GemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   FG_ASSERT(gemm_isa_supported(isa), "the " << gemm_isa_name(isa) << " GEMM kernels do not run on this CPU");
-  gemm_detail::gemm_driver(gemm_detail::kernels_for(isa).f64, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
-                           C, ldc);
+  gemm_detail::gemm_driver(gemm_detail::kernels_for(isa).f64, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                           ldc);
 }
 
 void gemm_avx512_emulated(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  gemm_detail::gemm_driver(gemm_detail::emulated_avx512_kernels().f32, trans_a, trans_b, M, N, K, alpha, A, lda, B,
-                           ldb, beta, C, ldc);
+  gemm_detail::gemm_driver(gemm_detail::emulated_avx512_kernels().f32, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                           beta, C, ldc);
 }
 
-void gemm_avx512_emulated(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
-                          const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
-                          int64_t ldc) {
-  gemm_detail::gemm_driver(gemm_detail::emulated_avx512_kernels().f64, trans_a, trans_b, M, N, K, alpha, A, lda, B,
-                           ldb, beta, C, ldc);
+void gemm_avx512_emulated(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+                          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  gemm_detail::gemm_driver(gemm_detail::emulated_avx512_kernels().f64, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                           beta, C, ldc);
 }
 
 }  // namespace fg::cpu

@@ -65,8 +65,7 @@ void gemm(GemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
 // checked everywhere; only the intrinsic wrappers differ from the real thing. Slow; never picked at run time.
 void gemm_avx512_emulated(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-void gemm_avx512_emulated(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
-                          const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
-                          int64_t ldc);
+void gemm_avx512_emulated(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+                          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
 }  // namespace fg::cpu

@@ -54,8 +54,8 @@ void avx2_f64_6x8(int64_t kc, const double* a, const double* b, double* c, int64
 // 8 x 8 blocks: rows r0..r0+7 of src (zero vectors past `rows`) at columns k0..k0+7 are loaded, transposed in
 // registers and stored as 8 runs of 8 at dst + k * stride + r0. When stride is not a multiple of 8 a run spills
 // into the next k's first elements; storing every group of one k before the next k rewrites them in time.
-void avx2_pack_transposed_f32(const float* src, int64_t ld, int rows, int64_t kc, float alpha, bool scale,
-                              float* dst, int stride) {
+void avx2_pack_transposed_f32(const float* src, int64_t ld, int rows, int64_t kc, float alpha, bool scale, float* dst,
+                              int stride) {
   const int groups = (stride + 7) / 8;  // <= 4 (stride <= 32)
   const __m256 va = _mm256_set1_ps(alpha);
   const int64_t kc8 = kc / 8 * 8;

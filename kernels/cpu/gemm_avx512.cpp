@@ -61,7 +61,8 @@ void avx512_f64_14x16(int64_t kc, const double* a, const double* b, double* c, i
 namespace fg::cpu::gemm_detail {
 
 // Blocks: a 192 x 32 f32 panel of B (24 KiB) fits the 32 KiB L1 of Zen 4 and the 48 KiB of Sapphire Rapids;
-// 168 x 192 of A (126 KiB) sits in L2. The packs are the AVX2 ones (every AVX-512F CPU has AVX2). The same numbers serve the emulated path (gemm.cpp).
+// 168 x 192 of A (126 KiB) sits in L2. The packs are the AVX2 ones (every AVX-512F CPU has AVX2). The same
+// numbers serve the emulated path (gemm.cpp).
 const IsaKernels& avx512_kernels() {
   static const IsaKernels kernels = {
       {14, 32, 168, 192, 4096, avx512_f32_14x32, "14x32", avx2_pack_transposed_f32, avx2_pack_rows_f32},

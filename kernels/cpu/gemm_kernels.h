@@ -48,8 +48,8 @@ struct IsaKernels {
 };
 
 // gemm_avx2.cpp's 8 x 8 register-transpose pack (a PackTransposed<float>), for strides up to 32; AVX2 code.
-void avx2_pack_transposed_f32(const float* src, int64_t ld, int rows, int64_t kc, float alpha, bool scale,
-                              float* dst, int stride);
+void avx2_pack_transposed_f32(const float* src, int64_t ld, int rows, int64_t kc, float alpha, bool scale, float* dst,
+                              int stride);
 
 // gemm_avx2.cpp's masked-load row pack (a PackRows<float>), for strides up to 32; AVX2 code.
 void avx2_pack_rows_f32(const float* src, int64_t ld, int rows, int64_t kc, float alpha, bool scale, float* dst,

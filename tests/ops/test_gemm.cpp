@@ -4,6 +4,7 @@
 // strided lda/ldb/ldc with NaN in the gaps so a stray read shows); the bit-identity of all paths (the contract
 // that makes results the same on Intel and AMD); OpenBLAS, the twin, within the same bound; thread-count
 // independence of gemm_parallel; and the run-time selection's errors.
+#include <gtest/gtest.h>
 #include <omp.h>
 
 #include <cmath>
@@ -12,8 +13,6 @@
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/matmul.h"
@@ -26,8 +25,8 @@ using cpu::GemmBackend;
 using cpu::GemmIsa;
 
 template <typename T>
-using GemmFn = std::function<void(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T,
-                                  T*, int64_t)>;
+using GemmFn =
+    std::function<void(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*, int64_t)>;
 
 template <typename T>
 struct Path {
@@ -41,11 +40,10 @@ std::vector<Path<T>> filmgrad_paths() {
   std::vector<Path<T>> paths;
   for (GemmIsa isa : {GemmIsa::GENERIC, GemmIsa::AVX2, GemmIsa::AVX512}) {
     if (!cpu::gemm_isa_supported(isa)) continue;
-    paths.push_back({cpu::gemm_isa_name(isa), [isa](bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha,
-                                                     const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
-                                                     int64_t ldc) {
-                       cpu::gemm(isa, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-                     }});
+    paths.push_back({cpu::gemm_isa_name(isa),
+                     [isa](bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                           const T* B, int64_t ldb, T beta, T* C,
+                           int64_t ldc) { cpu::gemm(isa, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); }});
   }
   paths.push_back({"avx512-emulated", [](bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                                          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
@@ -143,12 +141,11 @@ void expect_matches_definition(const Case& c, const Operands<T>& op, const std::
       }
       const double c0 = c.beta == 0.0 ? 0.0 : double(op.C0[size_t(i * op.ldc + j)]);
       const double ref = c.alpha * sum + c.beta * c0;
-      const double bound =
-          double(c.K + 3) * eps * (std::abs(c.alpha) * sum_abs + std::abs(c.beta * c0)) + 1e-300;
+      const double bound = double(c.K + 3) * eps * (std::abs(c.alpha) * sum_abs + std::abs(c.beta * c0)) + 1e-300;
       const double v = double(got[size_t(i * op.ldc + j)]);
       if (!(std::abs(v - ref) <= bound) && reported++ < 5)
-        ADD_FAILURE() << what << ": C[" << i << "][" << j << "] = " << v << ", expected " << ref << " (bound "
-                      << bound << ")";
+        ADD_FAILURE() << what << ": C[" << i << "][" << j << "] = " << v << ", expected " << ref << " (bound " << bound
+                      << ")";
     }
     for (int64_t j = c.N; j < op.ldc; ++j) {
       const T before = op.C0[size_t(i * op.ldc + j)], after = got[size_t(i * op.ldc + j)];
@@ -159,9 +156,9 @@ void expect_matches_definition(const Case& c, const Operands<T>& op, const std::
 }
 
 std::string describe(const Case& c) {
-  return "M=" + std::to_string(c.M) + " N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) +
-         (c.ta ? " A^T" : "") + (c.tb ? " B^T" : "") + " alpha=" + std::to_string(c.alpha) +
-         " beta=" + std::to_string(c.beta) + " pad=" + std::to_string(c.pad);
+  return "M=" + std::to_string(c.M) + " N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) + (c.ta ? " A^T" : "") +
+         (c.tb ? " B^T" : "") + " alpha=" + std::to_string(c.alpha) + " beta=" + std::to_string(c.beta) +
+         " pad=" + std::to_string(c.pad);
 }
 
 template <typename T>
@@ -187,8 +184,12 @@ void check_all_paths() {
   }
 }
 
-TEST(Gemm, EveryPathMatchesTheDefinitionAndEachOtherBitForBitF32) { check_all_paths<float>(); }
-TEST(Gemm, EveryPathMatchesTheDefinitionAndEachOtherBitForBitF64) { check_all_paths<double>(); }
+TEST(Gemm, EveryPathMatchesTheDefinitionAndEachOtherBitForBitF32) {
+  check_all_paths<float>();
+}
+TEST(Gemm, EveryPathMatchesTheDefinitionAndEachOtherBitForBitF64) {
+  check_all_paths<double>();
+}
 
 TEST(Gemm, ReportsThePathsItRuns) {
   std::string paths;
@@ -207,8 +208,8 @@ TEST(Gemm, OpenBlasTwinMatchesTheDefinition) {
     if (c.alpha == 0.0) continue;  // BLAS leaves C = beta C too, but NaN * 0 handling of A, B is its own business
     const Operands<float> op = make_operands<float>(c, seed++);
     std::vector<float> C = op.C0;
-    cpu::gemm_blas(c.ta, c.tb, c.M, c.N, c.K, float(c.alpha), op.A.data(), op.lda, op.B.data(), op.ldb,
-                   float(c.beta), C.data(), op.ldc);
+    cpu::gemm_blas(c.ta, c.tb, c.M, c.N, c.K, float(c.alpha), op.A.data(), op.lda, op.B.data(), op.ldb, float(c.beta),
+                   C.data(), op.ldc);
     expect_matches_definition(c, op, C, "openblas " + describe(c));
     if (::testing::Test::HasFailure()) break;
   }
@@ -229,8 +230,8 @@ TEST(Gemm, ParallelSplitsGiveTheSameBits) {
     for (int threads : {1, 2, 3}) {
       omp_set_num_threads(threads);
       std::vector<float> C = op.C0;
-      cpu::gemm_parallel<float>(c.ta, c.tb, c.M, c.N, c.K, float(c.alpha), op.A.data(), op.lda, op.B.data(),
-                                op.ldb, float(c.beta), C.data(), op.ldc);
+      cpu::gemm_parallel<float>(c.ta, c.tb, c.M, c.N, c.K, float(c.alpha), op.A.data(), op.lda, op.B.data(), op.ldb,
+                                float(c.beta), C.data(), op.ldc);
       EXPECT_EQ(std::memcmp(one.data(), C.data(), C.size() * sizeof(float)), 0)
           << describe(c) << " at " << threads << " threads";
     }
@@ -258,8 +259,7 @@ TEST(Gemm, SelectionParsesTheEnvironmentValues) {
       EXPECT_EQ(cpu::parse_gemm_isa(cpu::gemm_isa_name(isa)), isa);
     } else {
       const std::string err = test::error_of([isa] { cpu::parse_gemm_isa(cpu::gemm_isa_name(isa)); });
-      EXPECT_NE(err.find("this CPU cannot run the " + std::string(cpu::gemm_isa_name(isa))), std::string::npos)
-          << err;
+      EXPECT_NE(err.find("this CPU cannot run the " + std::string(cpu::gemm_isa_name(isa))), std::string::npos) << err;
       EXPECT_NE(test::error_of([isa] { cpu::set_gemm_isa(isa); }), "");
     }
   }
