@@ -2,10 +2,12 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <string>
 
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/demo.h"
+#include "kernels/cpu/gemm.h"
 
 namespace fg::apps {
 
@@ -29,10 +31,26 @@ int cmd_demo(int argc, char** argv) {
   return run_demo(opt);
 }
 
+namespace {
+
+// The filmgrad GEMM kernel sets this CPU can run, widest first, e.g. "avx2 generic".
+std::string available_gemm_isas() {
+  std::string out;
+  for (cpu::GemmIsa isa : {cpu::GemmIsa::AVX512, cpu::GemmIsa::AVX2, cpu::GemmIsa::GENERIC})
+    if (cpu::gemm_isa_supported(isa)) out += std::string(out.empty() ? "" : " ") + cpu::gemm_isa_name(isa);
+  return out;
+}
+
+}  // namespace
+
 int cmd_version(int argc, char** argv) {
   if (ArgParser::wants_help(argc, argv, 2)) {
-    std::fputs("usage: filmgrad version\n  prints the version, whether CUDA is built in, and the OpenMP threads\n",
-               stdout);
+    std::fputs(
+        "usage: filmgrad version\n"
+        "  prints the version, whether CUDA is built in, the OpenMP threads, and the CPU GEMM kernels picked for\n"
+        "  this CPU (FG_CPU_GEMM=filmgrad|openblas and FG_CPU_KERNELS=auto|avx512|avx2|generic change them;\n"
+        "  docs/cpu_kernels.md)\n",
+        stdout);
     return 0;
   }
   ArgParser args("version", {});
@@ -44,6 +62,8 @@ int cmd_version(int argc, char** argv) {
   std::printf("cuda: not built (nvcc was not found at build time)\n");
 #endif
   std::printf("openmp threads: %d\n", omp_get_max_threads());
+  std::printf("cpu gemm: %s\n", cpu::gemm_kernel_name().c_str());
+  std::printf("cpu kernels available: %s\n", available_gemm_isas().c_str());
   return 0;
 }
 

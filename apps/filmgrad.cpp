@@ -7,7 +7,7 @@
 //   eval      evaluate checkpoints on the test split: tables, histograms, examples, as an HTML report
 //   restore   restore images of any size with a trained network, tiled
 //   metrics   PSNR and SSIM of two images
-//   version   print the version and build configuration
+//   version   print the version, the build configuration and the CPU kernels picked
 // User errors print one line "filmgrad: error: ..." and exit with status 2 (bad usage, a missing input file) or
 // 1 (any other failure).
 #include <cstdio>
@@ -16,6 +16,7 @@
 
 #include "apps/args.h"
 #include "apps/commands.h"
+#include "kernels/cpu/gemm.h"
 
 namespace {
 
@@ -73,6 +74,10 @@ int main(int argc, char** argv) {
     if (name == c.name) command = &c;
   try {
     if (command == nullptr) throw fg::apps::UsageError("unknown command '" + cmd + "'");
+    // FG_CPU_GEMM and FG_CPU_KERNELS are read on the first GEMM, which may run inside an OpenMP region where an
+    // error could not be reported: read them here, so a bad value is a one-line error before any work.
+    fg::cpu::gemm_backend();
+    fg::cpu::gemm_isa();
     return command->run(argc, argv);
   } catch (const fg::apps::UsageError& e) {
     const std::string help = command ? "filmgrad " + name + " --help" : "filmgrad --help";

@@ -1,7 +1,9 @@
 // Tensor-level Gram matrices for the style term of the perceptual loss: G = X X^T / (C*H*W) with X = x viewed
 // (N, C, H*W). The CPU reference is kernels/cpu/gram.cpp; CUDA tensors go to kernels/cuda/matmul.h (or cuBLAS).
 // Variants (the results agree to rounding; bench/bench_loss.cpp times both):
-//   BLAS  - OpenBLAS: syrk for the forward (one triangle, mirrored), gemm for the backward. Production uses it.
+//   BLAS  - the production GEMM (gemm_blas, kernels/cpu/gemm.h: filmgrad's kernels, or OpenBLAS when
+//           FG_CPU_GEMM=openblas): row blocks of the upper triangle for the forward (mirrored), one gemm per image
+//           for the backward. Production uses it.
 //   LOOPS - plain loops with double accumulators, the readable reference the tests compare BLAS against.
 #pragma once
 #include "tensor/tensor.h"

@@ -1,11 +1,13 @@
 // Matrix products: matmul (M, K) x (K, N), batched matmul and linear (x w^T + b), with transposes as flags.
 // Two versions of each, selected by MatmulAlgo so tests and benchmarks can run both:
 //   PLAIN: a triple loop over raw pointers (kernels/cpu/matmul.cpp), the readable spec;
-//   BLAS:  OpenBLAS sgemm/dgemm, parallelised by OpenMP (production).
-// Threading: every OpenBLAS call filmgrad makes is single-threaded (openblas_set_num_threads(1), set once on first
+//   BLAS:  the production GEMM, parallelised by OpenMP: filmgrad's own kernels (kernels/cpu/gemm.h, picked from
+//          the CPU's features) or, with FG_CPU_GEMM=openblas, OpenBLAS sgemm/dgemm, the twin.
+// Threading: every GEMM call is single-threaded (for OpenBLAS: openblas_set_num_threads(1), set once on first
 // use); all parallelism comes from OpenMP, which splits one product into row or column blocks, or spreads the
 // matrices of a batch over the threads. Two thread pools (OpenBLAS's pthreads and OpenMP's) never run at once,
-// so OMP_NUM_THREADS alone sets how many cores the engine uses and nothing is oversubscribed.
+// so OMP_NUM_THREADS alone sets how many cores the engine uses and nothing is oversubscribed. With filmgrad's
+// GEMM the split changes no bit of the result (kernels/cpu/gemm.h).
 // Operands may be strided views: a matrix whose rows or whose columns are unit-stride is passed to BLAS as it is
 // (a transposed view just flips the transpose flag); anything else is copied to a contiguous buffer first.
 // Results are new contiguous tensors. CUDA tensors go to kernels/cuda/matmul.h (or cuBLAS, kernels/backend.h).
@@ -18,7 +20,7 @@ namespace fg::kernels {
 
 enum class MatmulAlgo {
   PLAIN,  // triple loop, the reference
-  BLAS,   // OpenBLAS gemm, OpenMP-parallel (production)
+  BLAS,   // the production GEMM (filmgrad's kernels or OpenBLAS, FG_CPU_GEMM), OpenMP-parallel
 };
 
 // a: (M, K), or (K, M) when trans_a; b: (K, N), or (N, K) when trans_b -> (M, N).
@@ -36,7 +38,8 @@ namespace fg::cpu {
 
 // Row-major GEMM on raw pointers, shared by the matmul and conv2d kernels:
 //   C (M, N) = alpha * op(A) op(B) + beta * C, op(A) = A (M, K) with row stride lda, or A^T with A stored (K, M).
-// gemm_blas: one single-threaded OpenBLAS call (safe to call from inside an OpenMP parallel region).
+// gemm_blas: one single-threaded call of the production GEMM (safe to call from inside an OpenMP parallel region):
+// fg::cpu::gemm with the selected kernels, or OpenBLAS when FG_CPU_GEMM=openblas (kernels/cpu/gemm.h).
 void gemm_blas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void gemm_blas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,

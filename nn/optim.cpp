@@ -1,6 +1,9 @@
 // Optimizers: see nn/optim.h. The updates are plain loops over contiguous parameter and gradient buffers, written
 // as the sequence of tensor operations torch.optim performs (same operand order, scalars rounded to the
 // parameter's dtype), so results agree with PyTorch to rounding.
+// Speed: each element's update is independent, so the loops are split over the OpenMP threads and vectorised; the
+// result of an element does not depend on either. The Adam loop's sqrt vectorises only without errno (this file is
+// built with -fno-math-errno, see CMakeLists.txt; sqrt stays correctly rounded, so no result changes).
 #include "nn/optim.h"
 
 #include <algorithm>
@@ -15,6 +18,9 @@
 namespace fg::nn {
 
 namespace {
+
+// Parameters with fewer elements are updated on one thread: forking would cost more than the loop.
+constexpr int64_t kParallelElements = 16384;
 
 void check_hyper(const char* opt, double lr, double weight_decay) {
   FG_CHECK(lr >= 0.0, opt << ": invalid learning rate " << lr << " (must be >= 0)");
@@ -34,7 +40,7 @@ void sgd_loop(T* p, const T* g, T* b, int64_t n, const ParamGroup& group, bool f
   const T mom = T(group.momentum);
   const T neg_lr = T(-group.lr);
   const bool decay = group.weight_decay != 0.0;
-#pragma omp parallel for if (n > 65536) schedule(static)
+#pragma omp parallel for simd if (n > kParallelElements) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     T d = decay ? g[i] + wd * p[i] : g[i];
     if (b) {
@@ -58,7 +64,7 @@ void adam_loop(T* p, const T* g, T* m, T* v, int64_t n, const ParamGroup& group,
   const T bc2_sqrt = T(bias_correction2_sqrt);
   const T eps = T(group.eps);
   const T neg_step_size = T(-step_size);
-#pragma omp parallel for if (n > 65536) schedule(static)
+#pragma omp parallel for simd if (n > kParallelElements) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     if (decay_weights) p[i] = p[i] * decay_factor;
     const T d = l2 ? g[i] + wd * p[i] : g[i];

@@ -1,9 +1,10 @@
 // CPU reference for Gram matrices, G[n] = X[n] X[n]^T / (C*H*W), and their backward, in two variants: plain loops
-// with double accumulators (the spec) and OpenBLAS (the fast path). Both write (=) their outputs; the backward
-// writes the input gradient, it does not accumulate.
+// with double accumulators (the spec) and the production GEMM (the fast path: gemm_blas of kernels/matmul.h,
+// filmgrad's kernels or OpenBLAS per FG_CPU_GEMM). Both write (=) their outputs; the backward writes the input
+// gradient, it does not accumulate.
 #include "kernels/gram.h"
 
-#include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/loops.h"
+#include "kernels/matmul.h"
 #include "tensor/error.h"
 #ifdef FG_WITH_CUDA
 #include "kernels/backend.h"
@@ -22,20 +24,9 @@ namespace fg::cpu {
 
 namespace {
 
-// Overloads so the templates below pick sgemm/dgemm and ssyrk/dsyrk from the element type.
-void blas_syrk_upper(int n, int k, float alpha, const float* a, float* c) {
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, alpha, a, k, 0.0f, c, n);
-}
-void blas_syrk_upper(int n, int k, double alpha, const double* a, double* c) {
-  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, alpha, a, k, 0.0, c, n);
-}
-// c (m, n) = alpha a (m, k) b (k, n), all row-major and contiguous.
-void blas_gemm(int m, int n, int k, float alpha, const float* a, const float* b, float* c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, k, b, n, 0.0f, c, n);
-}
-void blas_gemm(int m, int n, int k, double alpha, const double* a, const double* b, double* c) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, k, b, n, 0.0, c, n);
-}
+// Rows of G per GEMM call in the forward: the upper triangle is covered by row blocks that start on the diagonal,
+// so about half of the full product is computed, in calls big enough for the micro-kernels.
+constexpr int64_t kGramRowBlock = 96;
 
 }  // namespace
 
@@ -58,14 +49,28 @@ void gram_forward_loops(const T* x, T* g, int64_t N, int64_t C, int64_t L) {
   }
 }
 
-// x: (N, C, L) contiguous; g: (N, C, C), written. BLAS computes the upper triangle (half the work of a gemm) and
-// the lower one is mirrored, so the result is exactly symmetric.
+// x: (N, C, L) contiguous; g: (N, C, C), written. Row block [i0, i1) computes G[i0:i1, i0:C] = X[i0:i1] X[i0:]^T
+// (the upper triangle and the rest of the block's diagonal square), unscaled, so g[i][j] and g[j][i] are the same
+// products summed in the same order; then the blocks are scaled and the lower triangle is mirrored from the upper.
+// Each (image, row block) is one single-threaded GEMM, spread over the OpenMP threads.
 template <typename T>
 void gram_forward_blas(const T* x, T* g, int64_t N, int64_t C, int64_t L) {
   const T alpha = T(1.0 / double(C * L));
+  const int64_t blocks = (C + kGramRowBlock - 1) / kGramRowBlock;
+#pragma omp parallel for collapse(2) schedule(dynamic) if (N * C * C * L > kParallelGrain)
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t i0 = blk * kGramRowBlock, rows = std::min(kGramRowBlock, C - i0);
+      const T* xn = x + n * C * L;
+      T* gn = g + n * C * C;
+      gemm_blas(false, true, rows, C - i0, L, T(1), xn + i0 * L, L, xn + i0 * L, L, T(0), gn + i0 * C + i0, C);
+      for (int64_t i = i0; i < i0 + rows; ++i)
+        for (int64_t j = i; j < C; ++j) gn[i * C + j] *= alpha;
+    }
+  }
+#pragma omp parallel for schedule(static) if (N * C * C > kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
     T* gn = g + n * C * C;
-    blas_syrk_upper(int(C), int(L), alpha, x + n * C * L, gn);
     for (int64_t i = 1; i < C; ++i)
       for (int64_t j = 0; j < i; ++j) gn[i * C + j] = gn[j * C + i];
   }
@@ -105,7 +110,7 @@ void gram_backward_blas(const T* grad_g, const T* x, T* grad_x, int64_t N, int64
     const T* gg = grad_g + n * C * C;
     for (int64_t i = 0; i < C; ++i)
       for (int64_t j = 0; j < C; ++j) sym[size_t(i * C + j)] = gg[i * C + j] + gg[j * C + i];
-    blas_gemm(int(C), int(L), int(C), alpha, sym.data(), x + n * C * L, grad_x + n * C * L);
+    gemm_parallel<T>(false, false, C, L, C, alpha, sym.data(), C, x + n * C * L, L, T(0), grad_x + n * C * L, L);
   }
 }
 
@@ -121,7 +126,7 @@ void check_input(const char* op, const Tensor& x) {
                             << "; reshape it to 4 dimensions first");
   FG_CHECK(x.device().is_cpu(),
            op << ": the CUDA kernel is not built yet; move x to the CPU (tensor.to(Device::cpu()))");
-  // BLAS takes int sizes.
+  // OpenBLAS, the GEMM twin, takes int sizes.
   FG_CHECK(x.size(1) <= INT32_MAX && x.size(2) * x.size(3) <= INT32_MAX,
            op << ": x of shape " << shape_str(x.shape()) << " is too large for one BLAS call");
 }

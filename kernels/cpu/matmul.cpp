@@ -1,7 +1,8 @@
-// Matrix products on the CPU: the triple-loop reference (gemm_plain) and the OpenBLAS path (gemm_blas,
-// gemm_parallel), plus the Tensor-level entry points of kernels/matmul.h. Outputs are written (=), never
-// accumulated, except where a caller passes beta = 1 to the raw GEMMs on purpose.
-// Threading (see kernels/matmul.h): OpenBLAS runs single-threaded, OpenMP splits the work.
+// Matrix products on the CPU: the triple-loop reference (gemm_plain) and the production path (gemm_blas,
+// gemm_parallel: filmgrad's GEMM of kernels/cpu/gemm.h, or OpenBLAS when FG_CPU_GEMM=openblas), plus the
+// Tensor-level entry points of kernels/matmul.h. Outputs are written (=), never accumulated, except where a caller
+// passes beta = 1 to the raw GEMMs on purpose.
+// Threading (see kernels/matmul.h): each GEMM call runs single-threaded, OpenMP splits the work.
 #include "kernels/matmul.h"
 
 #include <cblas.h>
@@ -11,6 +12,7 @@
 #include <climits>
 #include <mutex>
 
+#include "kernels/cpu/gemm.h"
 #include "tensor/error.h"
 #ifdef FG_WITH_CUDA
 #include "kernels/backend.h"
@@ -42,6 +44,10 @@ blasint to_blas_int(int64_t v) {
 void gemm_blas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (gemm_backend() == GemmBackend::FILMGRAD) {
+    gemm(gemm_isa(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
   ensure_blas_single_threaded();
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               to_blas_int(M), to_blas_int(N), to_blas_int(K), alpha, A, to_blas_int(lda), B, to_blas_int(ldb), beta,
@@ -51,6 +57,10 @@ void gemm_blas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 void gemm_blas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (gemm_backend() == GemmBackend::FILMGRAD) {
+    gemm(gemm_isa(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
   ensure_blas_single_threaded();
   cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               to_blas_int(M), to_blas_int(N), to_blas_int(K), alpha, A, to_blas_int(lda), B, to_blas_int(ldb), beta,
@@ -66,7 +76,8 @@ void gemm_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
     return;
   }
   // Split the longer side of C so each block keeps a reasonable GEMM shape; blocks are multiples of 16 so the
-  // BLAS micro-kernels see full tiles except at the end.
+  // micro-kernels see full tiles except at the end. With filmgrad's GEMM every element's result is the same however
+  // C is split.
   const bool split_rows = M >= N;
   const int64_t extent = split_rows ? M : N;
   int64_t block = (extent + threads - 1) / threads;

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -22,6 +23,26 @@ TEST(Cli, HelpAndVersion) {
   const fg::test::CommandResult v = fg::test::run_filmgrad("version");
   EXPECT_EQ(v.status, 0);
   EXPECT_NE(v.out.find("filmgrad"), std::string::npos);
+}
+
+// `filmgrad version` names the CPU GEMM kernels it picked (kernels/cpu/gemm.h); a bad FG_CPU_KERNELS is one line
+// and exit 1 before any work.
+TEST(Cli, VersionNamesTheCpuKernelsAndRejectsABadSelection) {
+  const fg::test::CommandResult v = fg::test::run_filmgrad("version");
+  EXPECT_EQ(v.status, 0);
+  EXPECT_NE(v.out.find("cpu gemm: "), std::string::npos) << v.out;
+  const char* saved = std::getenv("FG_CPU_KERNELS");
+  const std::string saved_value = saved ? saved : "";
+  setenv("FG_CPU_KERNELS", "sse9", 1);
+  const fg::test::CommandResult bad = fg::test::run_filmgrad("version");
+  if (saved) {
+    setenv("FG_CPU_KERNELS", saved_value.c_str(), 1);
+  } else {
+    unsetenv("FG_CPU_KERNELS");
+  }
+  EXPECT_EQ(bad.status, 1) << bad.out;
+  EXPECT_EQ(fg::test::count_lines(bad.out), 1) << bad.out;
+  EXPECT_EQ(bad.out.rfind("filmgrad: error: FG_CPU_KERNELS='sse9'", 0), 0u) << bad.out;
 }
 
 TEST(Cli, BadUsageIsOneLineAndExitStatus2) {
