@@ -1,9 +1,9 @@
 // Philox4x32-10 and the tensor fills built on it. See philox.h for the stream definition every backend follows.
 #include "tensor/philox.h"
-#include "tensor/overlap.h"
 
 #include <cmath>
 
+#include "tensor/overlap.h"
 #include "tensor/tensor.h"
 
 namespace fg {

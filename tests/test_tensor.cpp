@@ -109,7 +109,7 @@ TEST(Overlap, ClassifiesViewsOfOneStorage) {
   const Tensor x = iota({4, 6});
   EXPECT_EQ(memory_overlap(x, x), MemOverlap::FULL);
   EXPECT_EQ(memory_overlap(x, x.view({4, 6})), MemOverlap::FULL);
-  EXPECT_EQ(memory_overlap(x, iota({4, 6})), MemOverlap::NONE);                          // another storage
+  EXPECT_EQ(memory_overlap(x, iota({4, 6})), MemOverlap::NONE);                           // another storage
   EXPECT_EQ(memory_overlap(x.slice(0, 0, 2), x.slice(0, 2, 4)), MemOverlap::NONE);        // disjoint ranges
   EXPECT_EQ(memory_overlap(x.select(1, 0), x.select(1, 1)), MemOverlap::NONE);            // interleaved columns
   EXPECT_EQ(memory_overlap(x.slice(1, 0, 6, 2), x.slice(1, 1, 6, 2)), MemOverlap::NONE);  // even and odd columns
@@ -150,14 +150,14 @@ TEST(Overlap, CopyRefusesPartialOverlapAndSaysToClone) {
   EXPECT_NE(shift.find("copy_"), std::string::npos) << shift;
   EXPECT_NE(shift.find("clone()"), std::string::npos) << shift;
   EXPECT_EQ(x.to_vector(), Tensor::arange(10).to_vector());  // refused before anything was written
-  x.slice(0, 1, 10).copy_(x.slice(0, 0, 9).clone());        // what the message says to do
+  x.slice(0, 1, 10).copy_(x.slice(0, 0, 9).clone());         // what the message says to do
   EXPECT_EQ(x.to_vector(), (std::vector<double>{0, 0, 1, 2, 3, 4, 5, 6, 7, 8}));
   Tensor m = iota({3, 3});
   EXPECT_THROW(m.copy_(m.transpose(0, 1)), Error);
   EXPECT_THROW(m.copy_(m.select(0, 1)), Error);  // a broadcast row of itself
-  m.copy_(m);                                      // the same view: every element onto itself
+  m.copy_(m);                                    // the same view: every element onto itself
   EXPECT_EQ(m.to_vector(), iota({3, 3}).to_vector());
-  m.select(1, 0).copy_(m.select(1, 2));            // disjoint columns of one storage
+  m.select(1, 0).copy_(m.select(1, 2));  // disjoint columns of one storage
   EXPECT_EQ(m.to_vector(), (std::vector<double>{2, 1, 2, 5, 4, 5, 8, 7, 8}));
   Tensor row = Tensor::zeros({4});
   EXPECT_THROW(row.unsqueeze(0).expand({3, 4}).copy_(iota({3, 4})), Error);  // three writes to each element
@@ -173,7 +173,9 @@ TEST(Overlap, SeveralOutputsAndElementwiseUpdates) {
   EXPECT_THROW(check_outputs_separate({&x}, {&y, &x}, "op"), Error);  // the output is also an input
   const Tensor row0 = x.select(0, 0), row1 = x.select(0, 1), col0 = x.select(1, 0);
   check_outputs_separate({&row0, &row1}, {&y}, "op");
-  EXPECT_NE(test::error_of([&] { check_outputs_separate({&row0, &col0}, {&y}, "op"); }).find("two outputs"),
+  EXPECT_NE(test::error_of([&] {
+              check_outputs_separate({&row0, &col0}, {&y}, "op");
+            }).find("two outputs"),
             std::string::npos);
   const Tensor undefined;
   check_outputs_separate({&x, &undefined}, {&undefined, &y}, "op");

@@ -2,13 +2,13 @@
 // the dims after C. Statistics and gradients are written (=), never accumulated; running statistics are updated
 // in place. Per-channel sums accumulate in double whatever the element type.
 #include "kernels/batch_norm.h"
-#include "kernels/device_check.h"
-#include "tensor/overlap.h"
 
 #include <cmath>
 #include <string>
 
 #include "kernels/cpu/loops.h"
+#include "kernels/device_check.h"
+#include "tensor/overlap.h"
 #ifdef FG_WITH_CUDA
 #include "kernels/backend.h"
 #include "kernels/cuda/batch_norm.h"

@@ -1,10 +1,11 @@
 // CPU reference for elementwise arithmetic with broadcasting, and sum reductions.
 // Outputs are written (=), except add_ which accumulates (+=) into its destination.
 // Sums accumulate in double whatever the element type, so f32 reductions stay accurate on large tensors.
+#include "kernels/elementwise.h"
+
 #include <cmath>
 
 #include "kernels/cpu/loops.h"
-#include "kernels/elementwise.h"
 #include "kernels/device_check.h"
 #include "tensor/overlap.h"
 #ifdef FG_WITH_CUDA

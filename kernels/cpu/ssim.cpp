@@ -403,8 +403,7 @@ void check_ssim_stats(const SsimStats& stats, const Tensor& x, const SsimParams&
               << params_str(params) << "; pass the forward's parameters (SsimResult::stats.params)");
   const Shape want = {5, x.size(0), x.size(1), ssim_map_size(x.size(2), params.window_size),
                       ssim_map_size(x.size(3), params.window_size)};
-  FG_CHECK(stats.moments.shape() == want && stats.moments.dtype() == x.dtype() &&
-               stats.moments.device() == x.device(),
+  FG_CHECK(stats.moments.shape() == want && stats.moments.dtype() == x.dtype() && stats.moments.device() == x.device(),
            op << ": expected the forward's stats, " << dtype_name(x.dtype()) << shape_str(want) << " on "
               << x.device().str() << ", got " << stats.moments.str()
               << "; run ssim(..., keep_stats = true) on the same images and window first");

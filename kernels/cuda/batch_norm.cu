@@ -18,8 +18,8 @@
 #include <cmath>
 
 #include "kernels/cuda/batch_norm.h"
-#include "tensor/overlap.h"
 #include "kernels/cuda/common.cuh"
+#include "tensor/overlap.h"
 
 namespace fg::kernels::cuda {
 

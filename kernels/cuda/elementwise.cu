@@ -325,11 +325,10 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim, d
       const T* px = static_cast<const T*>(x.raw_data());
       if (R >= 64) {
         const unsigned blocks = unsigned(std::min<int64_t>(K, 1 << 20));
-        sum_block_per_output<T><<<blocks, kThreads, 0, stream_of(x)>>>(px, out.data<T>(), kept, reduced, K, R,
-                                                                        scale);
+        sum_block_per_output<T><<<blocks, kThreads, 0, stream_of(x)>>>(px, out.data<T>(), kept, reduced, K, R, scale);
       } else {
-        sum_thread_per_output<T><<<blocks_for(K), kThreads, 0, stream_of(x)>>>(px, out.data<T>(), kept,
-                                                                                       reduced, K, R, scale);
+        sum_thread_per_output<T>
+            <<<blocks_for(K), kThreads, 0, stream_of(x)>>>(px, out.data<T>(), kept, reduced, K, R, scale);
       }
       CUDA_CHECK_LAUNCH();
     });

@@ -333,9 +333,10 @@ void self_attention_backward_into(SelfAttentionGrads& out, const Tensor& grad_ou
   check_output(out.dwk, {d.Ck, d.C}, x_in, "dwk");
   check_output(out.dwv, {d.C, d.C}, x_in, "dwv");
   check_output(out.dgamma, gamma.shape(), x_in, "dgamma");
-  check_outputs_separate({&out.dx, &out.dwq, &out.dwk, &out.dwv, &out.dgamma},
-                         {&grad_out, &x_in, &wq, &wk, &wv, &gamma, &saved.out, &saved.f, &saved.g, &saved.h, &saved.beta},
-                         "self_attention (CUDA) backward");  // tensor/overlap.h
+  check_outputs_separate(
+      {&out.dx, &out.dwq, &out.dwk, &out.dwv, &out.dgamma},
+      {&grad_out, &x_in, &wq, &wk, &wv, &gamma, &saved.out, &saved.f, &saved.g, &saved.h, &saved.beta},
+      "self_attention (CUDA) backward");  // tensor/overlap.h
   if (d.B * d.N == 0) {
     for (Tensor* t : {&out.dwq, &out.dwk, &out.dwv, &out.dgamma}) t->zero_();
     return;

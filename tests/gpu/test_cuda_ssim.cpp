@@ -157,8 +157,8 @@ void check_case(const SsimCase& c, DType dt) {
     const kernels::SsimStats stats_given{ref.stats.moments.to(dt), ref.stats.params};
     const kernels::SsimStats stats_ref{stats_given.moments.to(rt), params};
     const double grad = upstream_gradient(dt, xr, yr, stats_ref, params);
-    ASSERT_TRUE(std::isfinite(Tensor::scalar(grad, dt).item())) << "grad_out " << grad << " overflows "
-                                                                 << dtype_name(dt);
+    ASSERT_TRUE(std::isfinite(Tensor::scalar(grad, dt).item()))
+        << "grad_out " << grad << " overflows " << dtype_name(dt);
     const SsimGrads gref = kernels::ssim_backward(Tensor::scalar(grad, rt), xr, yr, stats_ref, params, true, true);
     for (SsimKernel k : kernels_for(dt, ws)) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " window " + std::to_string(ws) + " " +
