@@ -134,7 +134,7 @@ Prepared& prepared(const Use& u, DType dt, fg::Device device) {
     p->grad_out = Tensor::full({}, 1.0, dt, device);
     p->result.value = Tensor::empty({}, dt, device);
     p->result.per_channel = Tensor::empty({u.N, u.C}, dt, device);
-    p->result.stats = Tensor::empty(
+    p->result.stats.moments = Tensor::empty(
         {5, u.N, u.C, fg::kernels::ssim_map_size(u.H, u.ws), fg::kernels::ssim_map_size(u.W, u.ws)}, dt, device);
     p->grads.x = Tensor::empty(shape, dt, device);
     p->grads.y = Tensor::empty(shape, dt, device);

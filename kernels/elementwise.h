@@ -24,13 +24,17 @@ Tensor affine(const Tensor& a, double s, double t);
 inline Tensor mul_scalar(const Tensor& a, double s) { return affine(a, s, 0.0); }
 inline Tensor add_scalar(const Tensor& a, double t) { return affine(a, 1.0, t); }
 
-// dst += alpha * src, src broadcast to dst's shape; dst may be any strided view.
+// dst += alpha * src, src broadcast to dst's shape; dst may be any strided view. src may be dst itself or memory
+// dst does not cover; a src sharing dst's memory in another layout (x += x.t()) is an fg::Error on every device,
+// and so is a dst with several elements at one address (tensor/overlap.h).
 void add_(Tensor& dst, const Tensor& src, double alpha = 1.0);
-// dst *= s
+// dst *= s; dst as for add_.
 void mul_scalar_(Tensor& dst, double s);
 
-// Sums over `dims` (empty = all); negative dims allowed.
-Tensor sum(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+// Sums over `dims` (empty = all); negative dims allowed. Each sum is multiplied by `scale` in the double
+// accumulator, before the one rounding to x's dtype: mean() passes 1 / count there, so a mean whose sum exceeds
+// the dtype's range (f16: 65504, e.g. the mean of 70000 ones) is the mean, not Inf.
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false, double scale = 1.0);
 // Reduces a broadcast gradient back to `shape` (sums the broadcast dims): the backward of broadcasting.
 Tensor sum_to_shape(const Tensor& g, const Shape& shape);
 

@@ -34,7 +34,9 @@ Shape pool2d_output_shape(const Tensor& x, const Pool2dParams& p, const char* op
 // x: (N, C, H, W) -> (N, C, OH, OW). indices (N, C, OH, OW) i64 receives, per output, the argmax as h * W + w
 // within its (H, W) plane (PyTorch's convention); pass null when no backward will follow.
 Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indices);
-// grad_out, indices: (N, C, OH, OW) -> grad_input (input_shape): each gradient added at its argmax.
+// grad_out, indices: (N, C, OH, OW) -> grad_input (input_shape): each gradient added at its argmax. An index outside
+// the (H, W) plane (indices of a forward on another input size) is an fg::Error on the CPU; the CUDA kernel skips it
+// (checking there would make every backward wait for the device), so it never writes outside the gradient either.
 Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& input_shape);
 
 // x: (N, C, H, W) -> (N, C, OH, OW).

@@ -33,11 +33,18 @@ std::vector<double> ssim_gaussian_window(int64_t window_size, double sigma);
 // The size of the SSIM map along a dimension of `size` pixels: size + 2 (ws / 2) - ws + 1.
 int64_t ssim_map_size(int64_t size, int64_t window_size);
 
+// What the backward needs from the forward, with the parameters it was made with: for odd windows every window
+// size gives statistics of one shape ((OH, OW) = (H, W)), so only the parameters tell window 5's from window 11's.
+struct SsimStats {
+  Tensor moments;  // (5, N, C, OH, OW): mu_x, mu_y, var_x, var_y, cov_xy; the input dtype
+  SsimParams params;
+  bool defined() const { return moments.defined(); }
+};
+
 struct SsimResult {
   Tensor value;        // (): the mean of the map, the input dtype
   Tensor per_channel;  // (N, C): the mean of the map over each image channel, the input dtype
-  // (5, N, C, OH, OW): mu_x, mu_y, var_x, var_y, cov_xy, what the backward needs; defined only when asked for.
-  Tensor stats;
+  SsimStats stats;     // defined only when asked for
 };
 
 // x, y: (N, C, H, W), same shape, dtype and device, any strides.
@@ -49,10 +56,18 @@ struct SsimGrads {
   Tensor y;  // (N, C, H, W), undefined unless asked for
 };
 
-// grad_out: one element, the gradient of SSIM (the mean). stats: the forward's SsimResult::stats for the same x, y
-// and params.
-SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y, const Tensor& stats,
+// grad_out: one element (any float dtype, on the CPU or x's device), the gradient of the loss with respect to SSIM
+// itself (the mean): -1 for loss = 1 - SSIM, times the loss scale under mixed precision. The mean's 1 / (N C OH OW)
+// is applied inside, in double, so grad_out stays the size of a loss gradient: a 16-bit grad_out holding the
+// per-entry sum instead (N C OH OW is 393216 for a 2x3x256x256 batch) would overflow f16 (max 65504).
+// stats: the forward's SsimResult::stats for the same x and y; fg::Error when its params or shape differ from
+// these (check_ssim_stats).
+SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y, const SsimStats& stats,
                         const SsimParams& params, bool need_x, bool need_y,
                         SsimVariant variant = SsimVariant::SEPARABLE);
+
+// The backward's check of what it is given against what the forward made (CPU and CUDA): stats.params must equal
+// params, and stats.moments must be (5, N, C, OH, OW) for x's shape and window, in x's dtype and on its device.
+void check_ssim_stats(const SsimStats& stats, const Tensor& x, const SsimParams& params, const char* op);
 
 }  // namespace fg::kernels

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "tensor/error.h"
+#include "tensor/overlap.h"
 #ifdef FG_WITH_CUDA
 #include "kernels/cuda/adam.h"
 #endif
@@ -278,6 +279,8 @@ void SGD::update(Tensor& param, const Tensor& grad, const ParamGroup& group, Par
     return;
   }
 #endif
+  // The same rule as the CUDA kernel's (tensor/overlap.h): the loop below runs in any order over the elements.
+  check_elementwise_update({&param, &buf}, {&grad}, "SGD");
   FG_DISPATCH_FLOATING(param.dtype(), "SGD", [&] {
     sgd_loop<scalar_t>(param.data<scalar_t>(), grad.data<scalar_t>(), use_momentum ? buf.data<scalar_t>() : nullptr,
                        n, group, first);
@@ -336,6 +339,7 @@ void Adam::update(Tensor& param, const Tensor& grad, const ParamGroup& group, Pa
     return;
   }
 #endif
+  check_elementwise_update({&param, &exp_avg, &exp_avg_sq}, {&grad}, name());
   FG_DISPATCH_FLOATING(param.dtype(), name(), [&] {
     adam_loop<scalar_t>(param.data<scalar_t>(), grad.data<scalar_t>(), exp_avg.data<scalar_t>(),
                         exp_avg_sq.data<scalar_t>(), n, group, decoupled_, step_size, bias_correction2_sqrt);

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "tensor/overlap.h"
 #include "tensor/tensor.h"
 
 namespace fg {
@@ -42,6 +43,7 @@ namespace {
 // A CUDA tensor is filled on its device (tensor/cuda/tensor_kernels.h) with the same stream; kind as the hook's.
 // Returns false for a CPU tensor.
 bool fill_on_device(Tensor& t, Generator& gen, int kind, double a, double b) {
+  check_no_internal_overlap(t, "random fill");  // tensor/overlap.h; the CPU path's copy_ checks it too
   if (!t.device().is_cuda()) return false;
   FG_CHECK(dtype_is_floating(t.dtype()), "random fill: tensor must be floating point, got " << dtype_name(t.dtype()));
   auto& hooks = cuda_allocator_hooks();

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "tensor/overlap.h"
+
 namespace fg {
 
 std::string shape_str(const Shape& s) {
@@ -456,7 +458,7 @@ void copy_typed(const Tensor& dst, const Shape& dst_strides, const Tensor& src, 
   }
 }
 
-// memmove in parallel chunks for large blocks (the source and destination do not overlap when this is used).
+// memcpy in parallel chunks for large blocks (copy_ has refused overlapping source and destination before).
 void copy_bytes(void* dst, const void* src, size_t n) {
   const size_t chunk = size_t(1) << 20;
   const int64_t chunks = int64_t((n + chunk - 1) / chunk);
@@ -472,14 +474,12 @@ void copy_bytes(void* dst, const void* src, size_t n) {
 void Tensor::copy_(const Tensor& src) {
   FG_ASSERT(defined() && src.defined(), "copy_ with an undefined tensor");
   const Tensor b = src.shape_ == shape_ ? src : src.expand(shape_);
+  // tensor/overlap.h: a copy from a view that shares memory with this one in another layout (a shifted slice, a
+  // transpose of itself) is refused on every device, as PyTorch refuses it; a view copied onto itself is allowed.
+  check_no_partial_overlap(*this, b, "copy_");
   if (device().is_cpu() && b.device().is_cpu()) {
     if (dtype_ == b.dtype_ && is_contiguous() && b.is_contiguous()) {
-      if (raw_data() == b.raw_data() || numel() == 0) return;
-      const char* src_begin = static_cast<const char*>(b.raw_data());
-      char* dst_begin = static_cast<char*>(raw_data());
-      const bool overlap = dst_begin < src_begin + nbytes() && src_begin < dst_begin + nbytes();
-      if (overlap) std::memmove(dst_begin, src_begin, nbytes());
-      else copy_bytes(dst_begin, src_begin, nbytes());
+      if (numel() > 0 && raw_data() != b.raw_data()) copy_bytes(raw_data(), b.raw_data(), nbytes());
       return;
     }
     dispatch_any(dtype_, [&](auto dtag) {
@@ -525,6 +525,7 @@ void Tensor::copy_(const Tensor& src) {
 
 void Tensor::fill_(double value) {
   FG_ASSERT(defined(), "fill_ on an undefined tensor");
+  check_no_internal_overlap(*this, "fill_");
   if (!device().is_cpu()) {
     FG_CHECK(cuda_allocator_hooks().fill != nullptr, "cannot fill a " << device().str()
                                                          << " tensor: this filmgrad was built without CUDA");

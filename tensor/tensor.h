@@ -94,9 +94,12 @@ class Tensor {
 
   // --- in place ---
   // Copies src into this tensor's elements. src is broadcast to this shape; dtypes are converted. Any strides on
-  // either side, on any device; a copy to the host waits for the device.
+  // either side, on any device; a copy to the host waits for the device. src may be this view itself, or memory
+  // this view does not cover; a src that shares memory with it in another layout (a shifted slice, a transpose
+  // of itself: the result would depend on the copy order) is an fg::Error saying to clone() src first
+  // (tensor/overlap.h, the rule of every in-place op). So is a destination with several elements at one address.
   void copy_(const Tensor& src);
-  void fill_(double value);
+  void fill_(double value);  // fg::Error for a destination with several elements at one address (an expand())
   void zero_() { fill_(0.0); }
 
  private:

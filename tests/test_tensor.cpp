@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "tensor/overlap.h"
 #include "tensor/tensor.h"
 #include "tests/support/test_util.h"
 
@@ -101,6 +102,90 @@ TEST(Tensor, CopyBroadcastsAndConverts) {
   EXPECT_EQ(i.to_vector(), (std::vector<double>{1, 3, -1}));  // llround: half away from zero
   Tensor u = Tensor::full({2}, 255.0, DType::U8);
   EXPECT_EQ(u.to(DType::F32).at({1}), 255.0);
+}
+
+// tensor/overlap.h: how two views of one storage share memory, decided element by element.
+TEST(Overlap, ClassifiesViewsOfOneStorage) {
+  const Tensor x = iota({4, 6});
+  EXPECT_EQ(memory_overlap(x, x), MemOverlap::FULL);
+  EXPECT_EQ(memory_overlap(x, x.view({4, 6})), MemOverlap::FULL);
+  EXPECT_EQ(memory_overlap(x, iota({4, 6})), MemOverlap::NONE);                           // another storage
+  EXPECT_EQ(memory_overlap(x.slice(0, 0, 2), x.slice(0, 2, 4)), MemOverlap::NONE);        // disjoint ranges
+  EXPECT_EQ(memory_overlap(x.select(1, 0), x.select(1, 1)), MemOverlap::NONE);            // interleaved columns
+  EXPECT_EQ(memory_overlap(x.slice(1, 0, 6, 2), x.slice(1, 1, 6, 2)), MemOverlap::NONE);  // even and odd columns
+  EXPECT_EQ(memory_overlap(x.slice(1, 1, 6), x.slice(1, 0, 5)), MemOverlap::PARTIAL);     // shifted by one
+  EXPECT_EQ(memory_overlap(x, x.slice(0, 0, 1)), MemOverlap::PARTIAL);                    // a broadcast row of itself
+  const Tensor sq = iota({6, 6});
+  EXPECT_EQ(memory_overlap(sq, sq.transpose(0, 1)), MemOverlap::PARTIAL);
+  // The same bytes as another dtype of the same size, element for element: elementwise-safe.
+  const Tensor as_i32(sq.storage(), sq.shape(), sq.strides(), 0, DType::I32);
+  EXPECT_EQ(memory_overlap(sq, as_i32), MemOverlap::FULL);
+  // A reading of the bytes as u8: the first 4 elements of the u8 view sit inside element 0 of the f32 view.
+  const Tensor bytes(sq.storage(), {8}, {1}, 0, DType::U8);
+  EXPECT_TRUE(shares_memory(sq, bytes));
+  EXPECT_FALSE(shares_memory(x.select(1, 0), x.select(1, 1)));
+  EXPECT_TRUE(shares_memory(x.select(1, 2), x.select(0, 3)));  // they meet at (3, 2)
+  EXPECT_FALSE(shares_memory(x.select(1, 2), x.select(0, 3).slice(0, 3, 6)));
+}
+
+TEST(Overlap, InternalOverlapIsAStrideZeroOrAHandBuiltLayout) {
+  const Tensor x = iota({3, 4});
+  EXPECT_FALSE(has_internal_overlap(x));
+  EXPECT_FALSE(has_internal_overlap(x.transpose(0, 1)));
+  EXPECT_FALSE(has_internal_overlap(x.slice(1, 0, 4, 3)));
+  EXPECT_TRUE(has_internal_overlap(x.select(0, 0).expand({5, 4})));
+  EXPECT_FALSE(has_internal_overlap(x.select(0, 0).unsqueeze(0).expand({1, 4})));  // one row: nothing repeats
+  // Overlapping windows (2, 3) with strides (1, 1): elements (0, 1) and (1, 0) share an address.
+  EXPECT_TRUE(has_internal_overlap(Tensor(x.storage(), {2, 3}, {1, 1}, 0, DType::F32)));
+  // Strides (3, 2) over sizes (2, 2): offsets 0, 2, 3, 5, all distinct although the strides do not nest.
+  EXPECT_FALSE(has_internal_overlap(Tensor(x.storage(), {2, 2}, {3, 2}, 0, DType::F32)));
+}
+
+// The one rule of every in-place op (tensor/overlap.h) applied to copy_ and fill_. Before it, the CPU copy_ of a
+// shifted slice of itself silently did what a memmove does while the CUDA copy staged the source, and a strided
+// self-copy (a transpose onto itself) read elements it had already written.
+TEST(Overlap, CopyRefusesPartialOverlapAndSaysToClone) {
+  Tensor x = Tensor::arange(10);
+  const std::string shift = test::error_of([&] { x.slice(0, 1, 10).copy_(x.slice(0, 0, 9)); });
+  EXPECT_NE(shift.find("copy_"), std::string::npos) << shift;
+  EXPECT_NE(shift.find("clone()"), std::string::npos) << shift;
+  EXPECT_EQ(x.to_vector(), Tensor::arange(10).to_vector());  // refused before anything was written
+  x.slice(0, 1, 10).copy_(x.slice(0, 0, 9).clone());         // what the message says to do
+  EXPECT_EQ(x.to_vector(), (std::vector<double>{0, 0, 1, 2, 3, 4, 5, 6, 7, 8}));
+  Tensor m = iota({3, 3});
+  EXPECT_THROW(m.copy_(m.transpose(0, 1)), Error);
+  EXPECT_THROW(m.copy_(m.select(0, 1)), Error);  // a broadcast row of itself
+  m.copy_(m);                                    // the same view: every element onto itself
+  EXPECT_EQ(m.to_vector(), iota({3, 3}).to_vector());
+  m.select(1, 0).copy_(m.select(1, 2));  // disjoint columns of one storage
+  EXPECT_EQ(m.to_vector(), (std::vector<double>{2, 1, 2, 5, 4, 5, 8, 7, 8}));
+  Tensor row = Tensor::zeros({4});
+  EXPECT_THROW(row.unsqueeze(0).expand({3, 4}).copy_(iota({3, 4})), Error);  // three writes to each element
+  const std::string fill = test::error_of([&] { row.unsqueeze(0).expand({3, 4}).fill_(1.0); });
+  EXPECT_NE(fill.find("expand()"), std::string::npos) << fill;
+  row.fill_(2.0);
+  EXPECT_EQ(row.to_vector(), (std::vector<double>{2, 2, 2, 2}));
+}
+
+TEST(Overlap, SeveralOutputsAndElementwiseUpdates) {
+  const Tensor x = iota({4, 4}), y = iota({4, 4});
+  check_outputs_separate({&x}, {&y}, "op");
+  EXPECT_THROW(check_outputs_separate({&x}, {&y, &x}, "op"), Error);  // the output is also an input
+  const Tensor row0 = x.select(0, 0), row1 = x.select(0, 1), col0 = x.select(1, 0);
+  check_outputs_separate({&row0, &row1}, {&y}, "op");
+  EXPECT_NE(test::error_of([&] {
+              check_outputs_separate({&row0, &col0}, {&y}, "op");
+            }).find("two outputs"),
+            std::string::npos);
+  const Tensor undefined;
+  check_outputs_separate({&x, &undefined}, {&undefined, &y}, "op");
+  // An optimizer step: the parameter and its state written, the gradient read.
+  const Tensor p = iota({3, 3}), m = iota({3, 3}), g = iota({3, 3});
+  check_elementwise_update({&p, &m}, {&g}, "Adam");
+  check_elementwise_update({&p, &m}, {&p}, "Adam");  // the parameter read as its own gradient: element by element
+  const Tensor p_t = p.transpose(0, 1), m_t = m.transpose(0, 1);
+  EXPECT_THROW(check_elementwise_update({&p, &m}, {&p_t}, "Adam"), Error);
+  EXPECT_THROW(check_elementwise_update({&p, &m}, {&m_t}, "Adam"), Error);
 }
 
 TEST(Tensor, HalfConversionRoundsToNearestEven) {

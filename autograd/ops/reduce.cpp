@@ -33,12 +33,10 @@ Variable reduce(const Variable& x, const std::vector<int64_t>& dims_in, bool kee
       dims.push_back(d);
       count *= x.size(d);
     }
-  Tensor out = kernels::sum(x.data(), dims_in, keepdim);
   const double scale = is_mean ? 1.0 / double(std::max<int64_t>(count, 1)) : 1.0;
-  if (is_mean) {
-    FG_CHECK(count > 0, "mean of an empty tensor " << x.data().str());
-    kernels::mul_scalar_(out, scale);
-  }
+  if (is_mean) FG_CHECK(count > 0, "mean of an empty tensor " << x.data().str());
+  // The 1 / count is applied to the double sum inside the kernel: a 16-bit sum rounded first could overflow.
+  Tensor out = kernels::sum(x.data(), dims_in, keepdim, scale);
   if (!any_requires_grad({x})) return Variable(out);
   auto node = std::make_shared<SumBackward>();
   node->input_shape = x.shape();

@@ -15,7 +15,7 @@ namespace {
 
 class SsimNode : public Node {
  public:
-  SsimNode(Tensor x, Tensor y, Tensor stats, kernels::SsimParams params)
+  SsimNode(Tensor x, Tensor y, kernels::SsimStats stats, kernels::SsimParams params)
       : x_(std::move(x)), y_(std::move(y)), stats_(std::move(stats)), params_(params) {}
   const char* name() const override { return "SsimBackward"; }
   std::vector<Tensor> backward(const Tensor& grad_output) override {
@@ -26,11 +26,12 @@ class SsimNode : public Node {
   void release_saved() override {
     x_ = Tensor();
     y_ = Tensor();
-    stats_ = Tensor();
+    stats_ = kernels::SsimStats();
   }
 
  private:
-  Tensor x_, y_, stats_;
+  Tensor x_, y_;
+  kernels::SsimStats stats_;  // carries the parameters it was made with; the backward checks them against params_
   kernels::SsimParams params_;
 };
 

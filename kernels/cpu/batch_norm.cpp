@@ -2,12 +2,13 @@
 // the dims after C. Statistics and gradients are written (=), never accumulated; running statistics are updated
 // in place. Per-channel sums accumulate in double whatever the element type.
 #include "kernels/batch_norm.h"
-#include "kernels/device_check.h"
 
 #include <cmath>
 #include <string>
 
 #include "kernels/cpu/loops.h"
+#include "kernels/device_check.h"
+#include "tensor/overlap.h"
 #ifdef FG_WITH_CUDA
 #include "kernels/backend.h"
 #include "kernels/cuda/batch_norm.h"
@@ -182,6 +183,8 @@ BatchNormStats batch_norm_batch_stats(const Tensor& x, double eps, const Tensor&
   check_channel_vector(running_var, x, op, "running_var");
   FG_CHECK(s.N * s.L > 1, op << ": Expected more than 1 value per channel when training, got input size "
                              << shape_str(x.shape()) << "; use a larger batch or eval mode");
+  // tensor/overlap.h, as the CUDA kernel: the running statistics are updated in place while x is read.
+  check_outputs_separate({&running_mean, &running_var}, {&x}, op);
   const Tensor xc = x.contiguous();
   BatchNormStats out{Tensor::empty({s.C}, x.dtype()), Tensor::empty({s.C}, x.dtype())};
   FG_DISPATCH_FLOATING(x.dtype(), op, [&] {

@@ -1,11 +1,13 @@
 // CPU reference for elementwise arithmetic with broadcasting, and sum reductions.
 // Outputs are written (=), except add_ which accumulates (+=) into its destination.
 // Sums accumulate in double whatever the element type, so f32 reductions stay accurate on large tensors.
+#include "kernels/elementwise.h"
+
 #include <cmath>
 
 #include "kernels/cpu/loops.h"
-#include "kernels/elementwise.h"
 #include "kernels/device_check.h"
+#include "tensor/overlap.h"
 #ifdef FG_WITH_CUDA
 #include "kernels/cuda/elementwise.h"
 #endif
@@ -129,6 +131,7 @@ void add_(Tensor& dst, const Tensor& src, double alpha) {
                                                                << dtype_name(src.dtype()) << ")");
   FG_CHECK(broadcast_shapes(dst.shape(), src.shape()) == dst.shape(),
            "add_: cannot accumulate " << shape_str(src.shape()) << " into " << shape_str(dst.shape()));
+  check_no_partial_overlap(dst, src, "add_");
   dispatch_floating(dst.dtype(), "add_", [&](auto tag) {
     using scalar_t = decltype(tag);
     const scalar_t al = scalar_t(alpha);
@@ -154,6 +157,7 @@ void mul_scalar_(Tensor& dst, double s) {
   if (dst.device().is_cuda()) return cuda::mul_scalar_(dst, s);
 #endif
   require_cpu(dst, "mul_scalar_");
+  check_no_internal_overlap(dst, "mul_scalar_");
   FG_DISPATCH_FLOATING(dst.dtype(), "mul_scalar_", [&] {
     const scalar_t v = scalar_t(s);
     scalar_t* d = static_cast<scalar_t*>(dst.storage()->data());
@@ -163,9 +167,9 @@ void mul_scalar_(Tensor& dst, double s) {
   });
 }
 
-Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim, double scale) {
 #ifdef FG_WITH_CUDA
-  if (x.device().is_cuda()) return cuda::sum(x, dims_in, keepdim);
+  if (x.device().is_cuda()) return cuda::sum(x, dims_in, keepdim, scale);
 #endif
   require_cpu(x, "sum");
   std::vector<bool> reduce(size_t(x.dim()), dims_in.empty());
@@ -201,6 +205,10 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
     const int64_t base[2] = {x.offset(), 0};
     for_each_strided<2>(x.shape(), strides, base, [&](const int64_t* o) { a[o[1]] += double(p[o[0]]); });
   });
+  if (scale != 1.0) {
+    const int64_t n = acc.numel();
+    for (int64_t i = 0; i < n; ++i) a[i] *= scale;
+  }
   Tensor out = acc.to(x.dtype());
   return keepdim ? out : out.view(out_shape);
 }

@@ -213,6 +213,14 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const 
   FG_CHECK(in.P == out.P,
            op << ": grad_out " << shape_str(grad_out.shape()) << " does not match input " << shape_str(input_shape));
   const Tensor go = grad_out.contiguous(), ind = indices.contiguous();
+  // The loop scatters into the input plane at each index: one that does not lie in the plane (indices from a forward
+  // on another input size) would write outside the gradient. The CUDA kernel skips such an index; here it is an error.
+  const int64_t* iv = ind.data<int64_t>();
+  for (int64_t o = 0; o < ind.numel(); ++o)
+    FG_CHECK(iv[o] >= 0 && iv[o] < in.H * in.W,
+             op << ": index " << iv[o] << " at output element " << o << " lies outside the " << in.H << "x" << in.W
+                << " input plane; pass the indices max_pool2d_forward made for an input of shape "
+                << shape_str(input_shape));
   Tensor grad_input = Tensor::empty(input_shape, grad_out.dtype());
   FG_DISPATCH_FLOATING(grad_out.dtype(), op, [&] {
     cpu::max_pool2d_backward<scalar_t>(go.data<scalar_t>(), ind.data<int64_t>(), in.P, in.H, in.W, out.H, out.W,

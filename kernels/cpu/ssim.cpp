@@ -16,6 +16,7 @@
 #include "kernels/ssim.h"
 
 #include <cmath>
+#include <sstream>
 #include <vector>
 
 #include "kernels/cpu/loops.h"
@@ -368,13 +369,13 @@ SsimResult ssim(const Tensor& x, const Tensor& y, const SsimParams& params, bool
   const Tensor xc = x.contiguous(), yc = y.contiguous();
 
   SsimResult result;
-  if (keep_stats) result.stats = Tensor::empty({5, N, C, geo.OH, geo.OW}, x.dtype());
+  if (keep_stats) result.stats = {Tensor::empty({5, N, C, geo.OH, geo.OW}, x.dtype()), params};
   std::vector<double> plane_sums(size_t(planes), 0.0);
   // N*C = 0 leaves nothing to filter; the value below is then NaN, as PyTorch's mean of an empty map is.
   if (planes > 0) {
     FG_DISPATCH_FLOATING(x.dtype(), "ssim", [&] {
       cpu::ssim_forward(xc.data<scalar_t>(), yc.data<scalar_t>(), planes, geo, g.data(),
-                        variant == SsimVariant::SEPARABLE, keep_stats ? result.stats.data<scalar_t>() : nullptr,
+                        variant == SsimVariant::SEPARABLE, keep_stats ? result.stats.moments.data<scalar_t>() : nullptr,
                         plane_sums.data());
     });
   }
@@ -390,7 +391,25 @@ SsimResult ssim(const Tensor& x, const Tensor& y, const SsimParams& params, bool
   return result;
 }
 
-SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y, const Tensor& stats,
+void check_ssim_stats(const SsimStats& stats, const Tensor& x, const SsimParams& params, const char* op) {
+  const auto params_str = [](const SsimParams& p) {
+    std::ostringstream os;
+    os << "window " << p.window_size << ", sigma " << p.sigma;
+    return os.str();
+  };
+  FG_CHECK(stats.defined(), op << ": the forward's statistics are undefined; run ssim(..., keep_stats = true) first");
+  FG_CHECK(stats.params.window_size == params.window_size && stats.params.sigma == params.sigma,
+           op << ": the statistics were made with " << params_str(stats.params) << " but the backward was given "
+              << params_str(params) << "; pass the forward's parameters (SsimResult::stats.params)");
+  const Shape want = {5, x.size(0), x.size(1), ssim_map_size(x.size(2), params.window_size),
+                      ssim_map_size(x.size(3), params.window_size)};
+  FG_CHECK(stats.moments.shape() == want && stats.moments.dtype() == x.dtype() && stats.moments.device() == x.device(),
+           op << ": expected the forward's stats, " << dtype_name(x.dtype()) << shape_str(want) << " on "
+              << x.device().str() << ", got " << stats.moments.str()
+              << "; run ssim(..., keep_stats = true) on the same images and window first");
+}
+
+SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y, const SsimStats& stats,
                         const SsimParams& params, bool need_x, bool need_y, SsimVariant variant) {
 #ifdef FG_WITH_CUDA
   if ((x.defined() && x.device().is_cuda()) || (y.defined() && y.device().is_cuda()))
@@ -400,20 +419,14 @@ SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y
   const std::vector<double> g = ssim_gaussian_window(params.window_size, params.sigma);
   const cpu::Geometry geo = geometry_of(x, params);
   const int64_t N = x.size(0), C = x.size(1), planes = N * C;
-  const Shape stats_shape = {5, N, C, geo.OH, geo.OW};
-  FG_CHECK(
-      stats.defined() && stats.shape() == stats_shape && stats.dtype() == x.dtype() && stats.device() == x.device(),
-      "ssim_backward: expected the forward's stats, " << dtype_name(x.dtype()) << shape_str(stats_shape) << ", got "
-                                                      << (stats.defined() ? stats.str() : "undefined")
-                                                      << "; run ssim(..., keep_stats = true) on the same "
-                                                         "images and window first");
+  check_ssim_stats(stats, x, params, "ssim_backward");
   FG_CHECK(grad_out.defined() && grad_out.numel() == 1,
            "ssim_backward: the output gradient must hold one element, got " << shape_str(grad_out.shape()));
   FG_CHECK(grad_out.device().is_cpu(),
            "ssim_backward: the CUDA kernel is not built yet; the gradient is on " << grad_out.device().str());
   // dL/dS for every map entry: the gradient of the mean spreads evenly over the map.
   const double w = grad_out.item() / double(planes * geo.OH * geo.OW);
-  const Tensor xc = x.contiguous(), yc = y.contiguous(), sc = stats.contiguous();
+  const Tensor xc = x.contiguous(), yc = y.contiguous(), sc = stats.moments.contiguous();
 
   SsimGrads grads;
   if (need_x) grads.x = Tensor::empty(x.shape(), x.dtype());

@@ -2,6 +2,7 @@
 // loop, each element's update a line-by-line port of adam_loop / sgd_loop in nn/optim.cpp.
 #include "kernels/cuda/adam.h"
 #include "kernels/cuda/common.cuh"
+#include "tensor/overlap.h"
 
 namespace fg::kernels::cuda {
 
@@ -70,6 +71,7 @@ void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp
   check_state(param, grad, "gradient", op);
   check_state(param, exp_avg, "exp_avg", op);
   check_state(param, exp_avg_sq, "exp_avg_sq", op);
+  check_elementwise_update({&param, &exp_avg, &exp_avg_sq}, {&grad}, op);  // tensor/overlap.h, as the CPU loop
   const int64_t n = param.numel();
   if (n == 0) return;
   DeviceGuard guard(param.device().index);
@@ -99,6 +101,8 @@ void sgd_update(Tensor& param, const Tensor& grad, Tensor* momentum_buffer, cons
   FG_CHECK(param.is_contiguous(), op << ": parameter must be contiguous");
   check_state(param, grad, "gradient", op);
   if (momentum_buffer) check_state(param, *momentum_buffer, "momentum_buffer", op);
+  const Tensor none;
+  check_elementwise_update({&param, momentum_buffer ? momentum_buffer : &none}, {&grad}, op);
   const int64_t n = param.numel();
   if (n == 0) return;
   DeviceGuard guard(param.device().index);

@@ -19,6 +19,7 @@
 
 #include "kernels/cuda/batch_norm.h"
 #include "kernels/cuda/common.cuh"
+#include "tensor/overlap.h"
 
 namespace fg::kernels::cuda {
 
@@ -395,6 +396,8 @@ void batch_norm_batch_stats_into(BatchNormStats& out, const Tensor& x, double ep
                              << shape_str(x.shape()) << "; use a larger batch or eval mode");
   check_output(out.mean, {s.C}, x, op, "mean");
   check_output(out.invstd, {s.C}, x, op, "invstd");
+  // tensor/overlap.h: the running statistics are updated in place from statistics of x.
+  check_outputs_separate({&out.mean, &out.invstd, &running_mean, &running_var}, {&x}, op);
   if (s.C == 0) return;
   const Tensor xc = x.contiguous();
   const int device = x.device().index;
@@ -468,6 +471,7 @@ void batch_norm_forward_into(Tensor& y, const Tensor& x, const BatchNormStats& s
   check_channel_vector(weight, x, op, "weight");
   check_channel_vector(bias, x, op, "bias");
   check_output(y, x.shape(), x, op, "y");
+  check_outputs_separate({&y}, {&x, &stats.mean, &stats.invstd, &weight, &bias}, op);  // tensor/overlap.h
   if (x.numel() == 0) return;
   const Tensor xc = x.contiguous();
   const Tensor mean = stats.mean.contiguous(), invstd = stats.invstd.contiguous();
@@ -515,6 +519,8 @@ void batch_norm_backward_into(BatchNormGrads& out, const Tensor& grad_out, const
   if (out.input.defined()) check_output(out.input, x.shape(), x, op, "input gradient");
   if (out.weight.defined()) check_output(out.weight, {s.C}, x, op, "weight gradient");
   if (out.bias.defined()) check_output(out.bias, {s.C}, x, op, "bias gradient");
+  check_outputs_separate({&out.input, &out.weight, &out.bias}, {&grad_out, &x, &stats.mean, &stats.invstd, &weight},
+                         op);  // tensor/overlap.h
   const bool need_input = out.input.defined() && x.numel() > 0;
   const bool need_sums = out.weight.defined() || out.bias.defined() || (need_input && training);
   if (s.C == 0 || (!need_input && !need_sums)) return;

@@ -14,6 +14,7 @@
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/cuda_check.h"
 #include "tensor/error.h"
+#include "tensor/overlap.h"
 
 namespace fg::cuda {
 
@@ -316,6 +317,7 @@ void conv2d_forward_into(Tensor& out, const Tensor& x, const Tensor& w, const Te
              "conv2d (CUDA): bias " << shape_str(b.shape()) << " should be (" << d.O << ")");
   }
   check_out(out, {d.N, d.O, d.OH, d.OW}, x, "the output");
+  check_outputs_separate({&out}, {&x, &w, &b}, "conv2d (CUDA)");  // tensor/overlap.h
   const Conv2dKernel version = resolve(kernel, x.dtype());
   if (out.numel() == 0) return;
   const int dev = x.device().index;
@@ -345,6 +347,7 @@ void conv2d_backward_input_into(Tensor& out, const Tensor& grad_out, const Tenso
   const ConvDims d = make_conv_dims(out.shape(), w.shape(), g);
   check_grad_out(grad_out, d);
   check_out(out, out.shape(), grad_out, "dx");
+  check_outputs_separate({&out}, {&grad_out, &w}, "conv2d backward (CUDA)");
   const Conv2dKernel version = resolve(kernel, grad_out.dtype());
   if (out.numel() == 0) return;
   const int dev = grad_out.device().index;
@@ -374,6 +377,7 @@ void conv2d_backward_weight_into(Tensor& out, const Tensor& grad_out, const Tens
   const ConvDims d = make_conv_dims(x.shape(), out.shape(), g);
   check_grad_out(grad_out, d);
   check_out(out, out.shape(), grad_out, "dw");
+  check_outputs_separate({&out}, {&grad_out, &x}, "conv2d backward (CUDA)");
   const Conv2dKernel version = resolve(kernel, grad_out.dtype());
   if (out.numel() == 0) return;
   const int dev = grad_out.device().index;
@@ -400,6 +404,7 @@ void conv2d_backward_bias_into(Tensor& out, const Tensor& grad_out) {
   resolve(Conv2dKernel::CONV_DEFAULT, grad_out.dtype());
   const int64_t N = grad_out.size(0), O = grad_out.size(1), P = grad_out.size(2) * grad_out.size(3);
   check_out(out, {O}, grad_out, "db");
+  check_outputs_separate({&out}, {&grad_out}, "conv2d backward (CUDA)");
   FG_CHECK(grad_out.numel() < INT32_MAX && O <= INT32_MAX,
            "conv2d backward (CUDA): grad_out " << shape_str(grad_out.shape()) << " is too large; split the batch");
   if (O == 0) return;

@@ -6,6 +6,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/elementwise.h"
+#include "tensor/overlap.h"
 
 namespace fg::kernels::cuda {
 
@@ -84,10 +85,10 @@ __global__ void mul_scalar_inplace_kernel(T* dst, OffsetCalc<1> calc, int64_t n,
   }
 }
 
-// out[k] = sum over r of x[kept(k) + reduced(r)], in double, one block per output k: for long reductions.
+// out[k] = scale * sum over r of x[kept(k) + reduced(r)], in double, one block per output k: for long reductions.
 template <typename T>
 __global__ void sum_block_per_output(const T* x, T* out, OffsetCalc<1> kept, OffsetCalc<1> reduced, int64_t K,
-                                     int64_t R) {
+                                     int64_t R, double scale) {
   __shared__ double shared[32];
   for (int64_t k = blockIdx.x; k < K; k += gridDim.x) {
     int64_t ko[1];
@@ -99,14 +100,14 @@ __global__ void sum_block_per_output(const T* x, T* out, OffsetCalc<1> kept, Off
       acc += double(load(x + ko[0] + ro[0]));
     }
     acc = block_sum_double(acc, shared);
-    if (threadIdx.x == 0) out[k] = ::fg::cuda::convert<T, double>(acc);
+    if (threadIdx.x == 0) out[k] = ::fg::cuda::convert<T, double>(acc * scale);
   }
 }
 
 // The same sum with one thread per output: for short reductions over many outputs.
 template <typename T>
 __global__ void sum_thread_per_output(const T* x, T* out, OffsetCalc<1> kept, OffsetCalc<1> reduced, int64_t K,
-                                      int64_t R) {
+                                      int64_t R, double scale) {
   FG_CUDA_KERNEL_LOOP(k, K) {
     int64_t ko[1];
     kept.offsets(k, ko);
@@ -116,7 +117,7 @@ __global__ void sum_thread_per_output(const T* x, T* out, OffsetCalc<1> kept, Of
       reduced.offsets(r, ro);
       acc += double(load(x + ko[0] + ro[0]));
     }
-    out[k] = ::fg::cuda::convert<T, double>(acc);
+    out[k] = ::fg::cuda::convert<T, double>(acc * scale);
   }
 }
 
@@ -258,14 +259,13 @@ void add_(Tensor& dst, const Tensor& src_in, double alpha) {
            "add_: destination on " << dst.device().str() << ", source on " << src_in.device().str());
   FG_CHECK(broadcast_shapes(dst.shape(), src_in.shape()) == dst.shape(),
            "add_: cannot accumulate " << shape_str(src_in.shape()) << " into " << shape_str(dst.shape()));
+  // The rule of every in-place op, as on the CPU (tensor/overlap.h): threads run in no order, so a source that
+  // shares the destination's memory in another layout is refused rather than read from a copy.
+  check_no_partial_overlap(dst, src_in, "add_");
   const int64_t n = dst.numel();
   if (n == 0) return;
   DeviceGuard guard(dst.device().index);
-  // A source that shares memory with the destination in another layout is read from a copy: threads would
-  // otherwise read elements that others have already updated.
-  Tensor src = src_in.expand(dst.shape());
-  const bool same_layout = src.offset() == dst.offset() && src.strides() == dst.strides();
-  if (src.shares_storage_with(dst) && !same_layout) src = src.clone();
+  const Tensor src = src_in.expand(dst.shape());
   const Shape* strides[2] = {&dst.strides(), &src.strides()};
   const OffsetCalc<2> calc = ::fg::cuda::make_offset_calc<2>(dst.shape(), strides);
   dispatch_float_types(dst.dtype(), "add_", [&](auto tag) {
@@ -278,6 +278,7 @@ void add_(Tensor& dst, const Tensor& src_in, double alpha) {
 
 void mul_scalar_(Tensor& dst, double s) {
   check_cuda_input(dst, "mul_scalar_", "destination");
+  check_no_internal_overlap(dst, "mul_scalar_");
   const int64_t n = dst.numel();
   if (n == 0) return;
   DeviceGuard guard(dst.device().index);
@@ -291,7 +292,7 @@ void mul_scalar_(Tensor& dst, double s) {
   });
 }
 
-Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim, double scale) {
   check_cuda_input(x, "sum", "input");
   std::vector<bool> reduce(size_t(x.dim()), dims_in.empty());
   for (int64_t d : dims_in) {
@@ -324,10 +325,10 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
       const T* px = static_cast<const T*>(x.raw_data());
       if (R >= 64) {
         const unsigned blocks = unsigned(std::min<int64_t>(K, 1 << 20));
-        sum_block_per_output<T><<<blocks, kThreads, 0, stream_of(x)>>>(px, out.data<T>(), kept, reduced, K, R);
+        sum_block_per_output<T><<<blocks, kThreads, 0, stream_of(x)>>>(px, out.data<T>(), kept, reduced, K, R, scale);
       } else {
-        sum_thread_per_output<T><<<blocks_for(K), kThreads, 0, stream_of(x)>>>(px, out.data<T>(), kept,
-                                                                                       reduced, K, R);
+        sum_thread_per_output<T>
+            <<<blocks_for(K), kThreads, 0, stream_of(x)>>>(px, out.data<T>(), kept, reduced, K, R, scale);
       }
       CUDA_CHECK_LAUNCH();
     });

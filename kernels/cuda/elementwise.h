@@ -15,7 +15,7 @@ Tensor pow_scalar(const Tensor& a, double p);
 Tensor affine(const Tensor& a, double s, double t);
 void add_(Tensor& dst, const Tensor& src, double alpha);
 void mul_scalar_(Tensor& dst, double s);
-Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim);
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, double scale = 1.0);
 // These three return to the host, so they wait for the device.
 double max_abs(const Tensor& x);
 double sum_squares(const Tensor& x);

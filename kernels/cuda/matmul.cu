@@ -14,6 +14,7 @@
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/cuda_check.h"
 #include "tensor/error.h"
+#include "tensor/overlap.h"
 
 namespace fg::cuda {
 
@@ -111,6 +112,7 @@ void run(const P& p, const Resolved& r, const GemmTuning& tuning, int device) {
 // out (batch, M, N) contiguous = op(a[i]) op(b[i]) (+ bias[n]) for 3-D views a, b.
 void product_into(const Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, const Tensor& bias,
                   MatmulKernel kernel, const GemmTuning& tuning, const char* op) {
+  check_outputs_separate({&out}, {&a, &b, &bias}, op);  // tensor/overlap.h
   const Resolved r = resolve(kernel, a.dtype(), op);
   const int64_t batch = out.size(0), M = out.size(1), N = out.size(2);
   const int64_t K = trans_a ? a.size(1) : a.size(2);
@@ -210,6 +212,7 @@ void gram_matrix_into(Tensor& out, const Tensor& x, MatmulKernel kernel, const G
   check_gram_input(x, "gram_matrix");
   const int64_t N = x.size(0), C = x.size(1), L = x.size(2) * x.size(3);
   check_out(out, {N, C, C}, x, "gram_matrix");
+  check_outputs_separate({&out}, {&x}, "gram_matrix (CUDA)");
   const Resolved r = resolve(kernel, x.dtype(), "gram_matrix");
   if (out.numel() == 0) return;
   if (L == 0) {  // 0/0, as PyTorch gives it
@@ -235,6 +238,7 @@ void gram_matrix_backward_into(Tensor& out, const Tensor& grad_out, const Tensor
                << (grad_out.defined() ? shape_str(grad_out.shape()) : std::string("undefined")));
   check_operand(grad_out, "gram_matrix_backward", "the gradient", x, 3);
   check_out(out, x.shape(), x, "gram_matrix_backward");
+  check_outputs_separate({&out}, {&grad_out, &x}, "gram_matrix_backward (CUDA)");
   const Resolved r = resolve(kernel, x.dtype(), "gram_matrix_backward");
   if (out.numel() == 0) return;
   const int device = x.device().index;

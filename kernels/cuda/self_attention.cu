@@ -25,6 +25,7 @@
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/cuda_check.h"
 #include "tensor/error.h"
+#include "tensor/overlap.h"
 
 namespace fg::kernels::cuda {
 
@@ -257,6 +258,8 @@ void self_attention_forward_into(SelfAttentionForward& out, const Tensor& x_in, 
            "self_attention (CUDA): the output beta must be (B, N, N) stored j-major (beta.transpose(1, 2) "
            "contiguous), got "
                << (out.beta.defined() ? out.beta.str() : std::string("undefined")));
+  check_outputs_separate({&out.out, &out.f, &out.g, &out.h, &out.beta}, {&x_in, &wq, &wk, &wv, &gamma},
+                         "self_attention (CUDA)");  // tensor/overlap.h
   if (d.B * d.N == 0) return;
   const int device = x_in.device().index;
   gc::DeviceGuard guard(device);
@@ -330,6 +333,10 @@ void self_attention_backward_into(SelfAttentionGrads& out, const Tensor& grad_ou
   check_output(out.dwk, {d.Ck, d.C}, x_in, "dwk");
   check_output(out.dwv, {d.C, d.C}, x_in, "dwv");
   check_output(out.dgamma, gamma.shape(), x_in, "dgamma");
+  check_outputs_separate(
+      {&out.dx, &out.dwq, &out.dwk, &out.dwv, &out.dgamma},
+      {&grad_out, &x_in, &wq, &wk, &wv, &gamma, &saved.out, &saved.f, &saved.g, &saved.h, &saved.beta},
+      "self_attention (CUDA) backward");  // tensor/overlap.h
   if (d.B * d.N == 0) {
     for (Tensor* t : {&out.dwq, &out.dwk, &out.dwv, &out.dgamma}) t->zero_();
     return;

@@ -20,6 +20,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ssim.h"
+#include "tensor/overlap.h"
 
 namespace fg::kernels::cuda {
 
@@ -610,14 +611,16 @@ void ssim_into(SsimResult& out, const Tensor& x_in, const Tensor& y_in, const Ss
   const int64_t N = x_in.size(0), C = x_in.size(1);
   check_output(out.value, {}, x_in, op, "value");
   check_output(out.per_channel, {N, C}, x_in, op, "per_channel");
-  if (out.stats.defined()) check_output(out.stats, {5, N, C, geo.OH, geo.OW}, x_in, op, "stats");
+  if (out.stats.defined()) check_output(out.stats.moments, {5, N, C, geo.OH, geo.OW}, x_in, op, "stats");
+  check_outputs_separate({&out.value, &out.per_channel, &out.stats.moments}, {&x_in, &y_in}, op);  // tensor/overlap.h
+  out.stats.params = params;  // what the backward checks its parameters against
   const Tensor x = x_in.contiguous(), y = y_in.contiguous();
   DeviceGuard guard(x.device().index);
   const cudaStream_t stream = stream_of(x);
   const Tensor plane_sums = Tensor::empty({std::max<int64_t>(geo.planes, 1)}, DType::F64, x.device());
   dispatch_float_types(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    T* stats = out.stats.defined() ? out.stats.data<T>() : nullptr;
+    T* stats = out.stats.defined() ? out.stats.moments.data<T>() : nullptr;
     if (geo.planes > 0) {
       if constexpr (std::is_same_v<T, double>) {
         forward_five_convs<T>(x, y, geo, params, stats, plane_sums.data<double>(), stream);
@@ -642,7 +645,7 @@ SsimResult ssim(const Tensor& x, const Tensor& y, const SsimParams& params, bool
   r.value = Tensor::empty({}, x.dtype(), x.device());
   r.per_channel = Tensor::empty({N, C}, x.dtype(), x.device());
   if (keep_stats)
-    r.stats = Tensor::empty(
+    r.stats.moments = Tensor::empty(
         {5, N, C, ssim_map_size(x.size(2), params.window_size), ssim_map_size(x.size(3), params.window_size)},
         x.dtype(), x.device());
   ssim_into(r, x, y, params, kernel);
@@ -650,18 +653,13 @@ SsimResult ssim(const Tensor& x, const Tensor& y, const SsimParams& params, bool
 }
 
 void ssim_backward_into(SsimGrads& out, const Tensor& grad_out, const Tensor& x_in, const Tensor& y_in,
-                        const Tensor& stats_in, const SsimParams& params, SsimKernel kernel) {
+                        const SsimStats& stats_in, const SsimParams& params, SsimKernel kernel) {
   const char* op = "ssim_backward (CUDA)";
   check_images(op, x_in, y_in, params, kernel);
   const SsimKernel k = resolve(kernel, x_in.dtype(), params.window_size);
   const PlaneGeometry geo = geometry_of(x_in, params);
   const int64_t N = x_in.size(0), C = x_in.size(1);
-  const Shape stats_shape = {5, N, C, geo.OH, geo.OW};
-  FG_CHECK(stats_in.defined() && stats_in.shape() == stats_shape && stats_in.dtype() == x_in.dtype() &&
-               stats_in.device() == x_in.device(),
-           op << ": expected the forward's stats, " << dtype_name(x_in.dtype()) << shape_str(stats_shape) << " on "
-              << x_in.device().str() << ", got " << (stats_in.defined() ? stats_in.str() : "undefined")
-              << "; run ssim(..., keep_stats = true) on the same images and window first");
+  check_ssim_stats(stats_in, x_in, params, op);  // kernels/ssim.h, the CPU's check
   FG_CHECK(grad_out.defined() && grad_out.numel() == 1,
            op << ": the output gradient must hold one element, got "
               << (grad_out.defined() ? shape_str(grad_out.shape()) : std::string("undefined")));
@@ -669,11 +667,12 @@ void ssim_backward_into(SsimGrads& out, const Tensor& grad_out, const Tensor& x_
            op << ": the output gradient has dtype " << dtype_name(grad_out.dtype()) << "; use a float dtype");
   if (out.x.defined()) check_output(out.x, x_in.shape(), x_in, op, "x gradient");
   if (out.y.defined()) check_output(out.y, x_in.shape(), x_in, op, "y gradient");
+  check_outputs_separate({&out.x, &out.y}, {&grad_out, &x_in, &y_in, &stats_in.moments}, op);  // tensor/overlap.h
   if ((!out.x.defined() && !out.y.defined()) || geo.planes == 0) return;
   // grad_out as one f64 on the device: read there by the kernels, so nothing waits for the host.
   const Tensor grad = grad_out.reshape({1}).to(x_in.device()).to(DType::F64).contiguous();
   const double inv_count = 1.0 / (double(geo.planes) * double(geo.OH) * double(geo.OW));
-  const Tensor x = x_in.contiguous(), y = y_in.contiguous(), stats = stats_in.contiguous();
+  const Tensor x = x_in.contiguous(), y = y_in.contiguous(), stats = stats_in.moments.contiguous();
   DeviceGuard guard(x.device().index);
   const cudaStream_t stream = stream_of(x);
   dispatch_float_types(x.dtype(), op, [&](auto tag) {
@@ -691,7 +690,7 @@ void ssim_backward_into(SsimGrads& out, const Tensor& grad_out, const Tensor& x_
   });
 }
 
-SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y, const Tensor& stats,
+SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y, const SsimStats& stats,
                         const SsimParams& params, bool need_x, bool need_y, SsimKernel kernel) {
   check_images("ssim_backward (CUDA)", x, y, params, kernel);
   SsimGrads g;

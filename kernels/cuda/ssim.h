@@ -32,17 +32,19 @@ bool ssim_kernel_supports(SsimKernel k, DType dtype, int64_t window_size);
 SsimResult ssim(const Tensor& x, const Tensor& y, const SsimParams& params = {}, bool keep_stats = false,
                 SsimKernel kernel = SsimKernel::SSIM_DEFAULT);
 // The same, writing into out.value (shape (), contiguous), out.per_channel ((N, C), contiguous) and, when defined,
-// out.stats ((5, N, C, OH, OW), contiguous): x's dtype and device. Tests surround them with sentinels.
+// out.stats.moments ((5, N, C, OH, OW), contiguous): x's dtype and device; out.stats.params is set to params.
+// Tests surround them with sentinels.
 void ssim_into(SsimResult& out, const Tensor& x, const Tensor& y, const SsimParams& params = {},
                SsimKernel kernel = SsimKernel::SSIM_DEFAULT);
 
-// grad_out: one element (any device and float dtype). stats: the forward's statistics for the same x, y, params.
+// grad_out: one element (any device and float dtype), dL/dSSIM; the mean's 1 / (N C OH OW) is applied inside, in
+// double. stats: the forward's statistics for the same x, y, params (checked as kernels::check_ssim_stats does).
 // As kernels::ssim_backward.
-SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y, const Tensor& stats,
+SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y, const SsimStats& stats,
                         const SsimParams& params, bool need_x, bool need_y,
                         SsimKernel kernel = SsimKernel::SSIM_DEFAULT);
 // The same, writing each defined member of `out` ((N, C, H, W) contiguous, x's dtype and device).
-void ssim_backward_into(SsimGrads& out, const Tensor& grad_out, const Tensor& x, const Tensor& y, const Tensor& stats,
-                        const SsimParams& params, SsimKernel kernel = SsimKernel::SSIM_DEFAULT);
+void ssim_backward_into(SsimGrads& out, const Tensor& grad_out, const Tensor& x, const Tensor& y,
+                        const SsimStats& stats, const SsimParams& params, SsimKernel kernel = SsimKernel::SSIM_DEFAULT);
 
 }  // namespace fg::kernels::cuda

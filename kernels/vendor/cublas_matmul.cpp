@@ -16,6 +16,7 @@
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/cuda_check.h"
 #include "tensor/error.h"
+#include "tensor/overlap.h"
 
 namespace fg::vendor {
 
@@ -140,6 +141,7 @@ void zero(const Tensor& out) {
 
 // out (batch, M, N) contiguous = op(a[i]) op(b[i]) for 3-D a, b.
 void product(const Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, const char* op) {
+  check_outputs_separate({&out}, {&a, &b}, op);  // tensor/overlap.h
   const int64_t batch = out.size(0), M = out.size(1), N = out.size(2), K = trans_a ? a.size(1) : a.size(2);
   if (out.numel() == 0) return;
   const int device = out.device().index;
@@ -198,6 +200,7 @@ void linear_into(Tensor& out, const Tensor& x, const Tensor& w, const Tensor& b)
              "linear (cuBLAS): bias " << shape_str(b.shape()) << " should be (" << out_features << ")");
   }
   check_out(out, {M, out_features}, x, "linear");
+  check_outputs_separate({&out}, {&b}, "linear (cuBLAS)");
   product(out.unsqueeze(0), x.unsqueeze(0), w.unsqueeze(0), false, true, "linear");
   if (!b.defined() || out.numel() == 0) return;
   const int device = x.device().index;
@@ -212,6 +215,7 @@ void gram_matrix_into(Tensor& out, const Tensor& x) {
   check_gram_input(x, "gram_matrix");
   const int64_t N = x.size(0), C = x.size(1), L = x.size(2) * x.size(3);
   check_out(out, {N, C, C}, x, "gram_matrix");
+  check_outputs_separate({&out}, {&x}, "gram_matrix (cuBLAS)");
   if (out.numel() == 0) return;
   if (L == 0) {
     out.fill_(std::nan(""));
@@ -233,6 +237,7 @@ void gram_matrix_backward_into(Tensor& out, const Tensor& grad_out, const Tensor
                                                      << shape_str({N, C, C}) << ", got "
                                                      << shape_str(grad_out.shape()));
   check_out(out, x.shape(), x, "gram_matrix_backward");
+  check_outputs_separate({&out}, {&grad_out, &x}, "gram_matrix_backward (cuBLAS)");
   if (out.numel() == 0) return;
   const int device = x.device().index;
   cuda::DeviceGuard guard(device);

@@ -13,6 +13,7 @@
 #include "kernels/elementwise.h"
 #include "tensor/cuda/context.h"
 #include "tensor/error.h"
+#include "tensor/overlap.h"
 
 #ifdef FG_WITH_CUDNN
 #include <cudnn.h>
@@ -188,6 +189,8 @@ void batch_norm_forward_training_into(Tensor& y, BatchNormStats& stats, const Te
   check_output(y, x.shape(), x, op, "y");
   check_output(stats.mean, {s.C}, x, op, "mean");
   check_output(stats.invstd, {s.C}, x, op, "invstd");
+  check_outputs_separate({&y, &stats.mean, &stats.invstd, &running_mean, &running_var}, {&x, &weight, &bias},
+                         op);  // tensor/overlap.h
   if (s.C == 0) return;
   const Device dev = x.device();
   cuda::DeviceGuard guard(dev.index);
@@ -220,6 +223,7 @@ void batch_norm_forward_into(Tensor& y, const Tensor& x, const BatchNormStats& s
   check_channel_vector(weight, x, op, "weight");
   check_channel_vector(bias, x, op, "bias");
   check_output(y, x.shape(), x, op, "y");
+  check_outputs_separate({&y}, {&x, &stats.mean, &stats.invstd, &weight, &bias}, op);  // tensor/overlap.h
   if (x.numel() == 0) return;
   const Device dev = x.device();
   cuda::DeviceGuard guard(dev.index);
@@ -250,6 +254,8 @@ void batch_norm_backward_into(BatchNormGrads& out, const Tensor& grad_out, const
   if (out.input.defined()) check_output(out.input, x.shape(), x, op, "input gradient");
   if (out.weight.defined()) check_output(out.weight, {s.C}, x, op, "weight gradient");
   if (out.bias.defined()) check_output(out.bias, {s.C}, x, op, "bias gradient");
+  check_outputs_separate({&out.input, &out.weight, &out.bias}, {&grad_out, &x, &stats.mean, &stats.invstd, &weight},
+                         op);  // tensor/overlap.h
   if (s.C == 0 || (!out.input.defined() && !out.weight.defined() && !out.bias.defined())) return;
   FG_CHECK(s.N * s.L > 1, op << ": the training backward needs more than 1 value per channel, got input size "
                              << shape_str(x.shape()));

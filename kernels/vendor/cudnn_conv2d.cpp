@@ -14,6 +14,7 @@
 
 #include "tensor/cuda/context.h"
 #include "tensor/error.h"
+#include "tensor/overlap.h"
 
 #ifdef FG_WITH_CUDNN
 #include <cudnn.h>
@@ -309,6 +310,7 @@ void conv2d_forward_into(Tensor& out, const Tensor& x, const Tensor& w, const Te
   check_inputs(x, "x", w, "w");
   const Shape ys = output_shape(x.shape(), w.shape(), g);
   check_out(out, ys, x);
+  check_outputs_separate({&out}, {&x, &w, &b}, "conv2d (cuDNN)");  // tensor/overlap.h
   if (b.defined()) {
     FG_CHECK(b.device() == x.device() && b.dtype() == x.dtype(),
              "conv2d (cuDNN): bias " << b.str() << " must match x " << x.str() << " in device and dtype");
@@ -351,6 +353,7 @@ void conv2d_backward_input_into(Tensor& out, const Tensor& grad_out, const Tenso
   FG_CHECK(grad_out.shape() == ys, "conv2d backward (cuDNN): grad_out is " << shape_str(grad_out.shape())
                                                                            << " but the output is " << shape_str(ys));
   check_out(out, out.shape(), grad_out);
+  check_outputs_separate({&out}, {&grad_out, &w}, "conv2d backward (cuDNN)");
   if (out.numel() == 0) return;
   const int device = grad_out.device().index;
   cuda::DeviceGuard guard(device);
@@ -375,6 +378,7 @@ void conv2d_backward_weight_into(Tensor& out, const Tensor& grad_out, const Tens
   FG_CHECK(grad_out.shape() == ys, "conv2d backward (cuDNN): grad_out is " << shape_str(grad_out.shape())
                                                                            << " but the output is " << shape_str(ys));
   check_out(out, out.shape(), grad_out);
+  check_outputs_separate({&out}, {&grad_out, &x}, "conv2d backward (cuDNN)");
   if (out.numel() == 0) return;
   const int device = grad_out.device().index;
   cuda::DeviceGuard guard(device);

@@ -8,6 +8,7 @@
 #include "tensor/cuda/philox.cuh"
 #include "tensor/cuda/strided.cuh"
 #include "tensor/cuda/tensor_kernels.h"
+#include "tensor/overlap.h"
 
 namespace fg::cuda {
 
@@ -80,28 +81,6 @@ __global__ void random_fill_kernel(T* dst, OffsetCalc<1> calc, int64_t n, uint64
   }
 }
 
-// Bytes [begin, end) of storage that a view may touch.
-void byte_extent(const Tensor& t, int64_t& begin, int64_t& end) {
-  const int64_t es = int64_t(dtype_size(t.dtype()));
-  int64_t last = t.offset();
-  for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
-  begin = t.offset() * es;
-  end = (last + 1) * es;
-}
-
-bool same_view(const Tensor& a, const Tensor& b) {
-  return a.shares_storage_with(b) && a.offset() == b.offset() && a.strides() == b.strides() &&
-         a.dtype() == b.dtype();
-}
-
-bool overlapping(const Tensor& a, const Tensor& b) {
-  if (!a.shares_storage_with(b)) return false;
-  int64_t a0, a1, b0, b1;
-  byte_extent(a, a0, a1);
-  byte_extent(b, b0, b1);
-  return a0 < b1 && b0 < a1;
-}
-
 }  // namespace
 
 void copy_strided(const Tensor& dst, const Tensor& src_in) {
@@ -111,13 +90,11 @@ void copy_strided(const Tensor& dst, const Tensor& src_in) {
   if (n == 0) return;
   const int device = dst.device().index;
   DeviceGuard guard(device);
-  Tensor src = src_in;
-  if (same_view(dst, src)) return;  // every element onto itself
-  if (overlapping(dst, src)) {
-    Tensor staged = Tensor::empty(src.shape(), src.dtype(), src.device());
-    copy_strided(staged, src);
-    src = staged;
-  }
+  const Tensor& src = src_in;
+  // Tensor::copy_ has refused partial overlap (tensor/overlap.h), so every element either has memory of its own
+  // or is copied onto itself, and the threads may run in any order.
+  FG_ASSERT(memory_overlap(dst, src) != MemOverlap::PARTIAL, "copy_strided: source and destination overlap");
+  if (dst.dtype() == src.dtype() && dst.raw_data() == src.raw_data() && dst.strides() == src.strides()) return;
   if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous()) {
     CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), dst.nbytes(), cudaMemcpyDeviceToDevice,
                                stream(device)));

@@ -10,8 +10,8 @@
 
 namespace fg::cuda {
 
-// dst, src: one CUDA device; src already broadcast to dst's shape (stride 0 on broadcast dims). When the two
-// overlap in memory (and are not the same view), src is first copied to a fresh buffer.
+// dst, src: one CUDA device; src already broadcast to dst's shape (stride 0 on broadcast dims), sharing no memory
+// with dst except element by element at the same index (Tensor::copy_ checks that first, tensor/overlap.h).
 void copy_strided(const Tensor& dst, const Tensor& src);
 // Every element of dst (any strides) = value converted as the CPU converts a double.
 void fill(const Tensor& dst, double value);

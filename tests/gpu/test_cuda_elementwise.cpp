@@ -158,15 +158,26 @@ TEST(CudaElementwise, InPlaceAddAndScaleStayInsideTheirBuffers) {
       EXPECT_TRUE(test::nmse_within(ref, g.tensor, d.max_nmse)) << tag(d.dtype, shape_str(c.dst)) << " mul_scalar_";
     }
   }
-  // A source aliasing its destination: in the same layout (x += x) and in another (x += x^T).
+  // A source aliasing its destination (tensor/overlap.h, one rule on both devices): the same layout (x += x) is
+  // elementwise and allowed; another layout (x += x^T) is refused on both, where the CPU loop once read elements it
+  // had already updated and this kernel read a copy (15 of 36 elements differed); x += x^T.clone() is the way.
   const Tensor x = test::random_tensor({6, 6}, 13);
   Tensor xr = x.clone(), xg = x.to(Device::cuda(0));
   kernels::add_(xr, xr, 1.0);
   kernels::add_(xg, xg, 1.0);
   EXPECT_TRUE(test::nmse_within(xr, xg));
-  kernels::add_(xr, xr.transpose(0, 1), 1.0);
-  kernels::add_(xg, xg.transpose(0, 1), 1.0);
+  const std::string cpu_msg = test::error_of([&] { kernels::add_(xr, xr.transpose(0, 1), 1.0); });
+  const std::string gpu_msg = test::error_of([&] { kernels::add_(xg, xg.transpose(0, 1), 1.0); });
+  EXPECT_NE(cpu_msg.find("clone()"), std::string::npos) << cpu_msg;
+  EXPECT_NE(gpu_msg.find("clone()"), std::string::npos) << gpu_msg;
+  EXPECT_TRUE(test::nmse_within(xr, xg));  // neither was touched
+  kernels::add_(xr, xr.transpose(0, 1).clone(), 1.0);
+  kernels::add_(xg, xg.transpose(0, 1).clone(), 1.0);
   EXPECT_TRUE(test::nmse_within(xr, xg));
+  Tensor row = Tensor::zeros({5}, DType::F32, Device::cuda(0));
+  Tensor rows = row.unsqueeze(0).expand({3, 5});
+  EXPECT_THROW(kernels::mul_scalar_(rows, 2.0), Error);
+  EXPECT_THROW(kernels::add_(rows, Tensor::ones({3, 5}, DType::F32, Device::cuda(0))), Error);
 }
 
 TEST(CudaReduce, SumOverEveryDimCombination) {

@@ -10,15 +10,22 @@
 // convolutions do; the variance E[x^2] - E[x]^2 then carries an absolute error near 1e-8, which the constant C2 =
 // 9e-4 in the denominator keeps to a relative 1e-5 of a map value at worst); f64 <= 1e-18. f16/bf16 against the
 // CPU's f32 result on the same rounded inputs: every output is rounded once to the dtype, f16 <= 1e-6, bf16 <= 5e-5.
-// The 16-bit backward runs with grad_out = the number of map entries (dL/dS = 1 per entry, what a loss scale does):
-// with grad_out = 1 every gradient would sit near 1e-6, in f16's subnormal range, where rounding alone is a
-// relative error of several percent.
+// grad_out is what the backward really receives, dL/dSSIM (kernels/ssim.h: the mean's 1 / (N C OH OW) is applied
+// inside, in double): -0.75 for f32 and f64; for f16 and bf16, -1 (loss = 1 - SSIM) times a loss scale chosen as
+// nn/loss_scale.h's scaler settles on one: the largest power of two up to 2^15 (the scaler starts at 2^16, which
+// is Inf in f16, and halves it) that keeps the largest gradient at or below 2^12, well inside f16's 65504. Without
+// a scale the gradients of a 256 px batch sit near 1e-6, in f16's subnormal range, where rounding alone is a
+// relative error of several percent; that is what loss scaling is for. (grad_out = N C OH OW, as this test once
+// used, is 131072 to 524288 for the networks' shapes: Inf in f16, and every gradient NaN.)
 // Skipped, with the reason, without a GPU or without CUDA.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
+#include "kernels/elementwise.h"
 #include "kernels/ssim.h"
 #include "tests/support/gpu_util.h"
 #include "tests/support/test_util.h"
@@ -123,6 +130,18 @@ Images make_images(const Shape& shape, DType dt) {
   return {Tensor::from_vector(a, shape, dt), Tensor::from_vector(y, shape, dt)};
 }
 
+// grad_out for dtype dt (see the file header): -0.75 in f32/f64; for f16/bf16 -scale, the loss scale a dynamic
+// scaler would reach for these images.
+double upstream_gradient(DType dt, const Tensor& xr, const Tensor& yr, const kernels::SsimStats& stats,
+                         const SsimParams& params) {
+  if (dt != DType::F16 && dt != DType::BF16) return -0.75;
+  const SsimGrads unit = kernels::ssim_backward(Tensor::scalar(-1.0, xr.dtype()), xr, yr, stats, params, true, true);
+  const double largest = std::max(kernels::max_abs(unit.x), kernels::max_abs(unit.y));
+  double scale = 32768.0;  // 2^15
+  while (scale > 1.0 && largest * scale > 4096.0) scale /= 2;
+  return -scale;
+}
+
 void check_case(const SsimCase& c, DType dt) {
   const Images im = make_images(c.shape, dt);
   const DType rt = ref_type(dt);
@@ -135,10 +154,12 @@ void check_case(const SsimCase& c, DType dt) {
     const int64_t OH = kernels::ssim_map_size(c.shape[2], ws), OW = kernels::ssim_map_size(c.shape[3], ws);
     const SsimResult ref = kernels::ssim(xr, yr, params, true);
     // The backward's inputs, the same on both sides: the CPU's statistics rounded to dt, and grad_out.
-    const Tensor stats_given = ref.stats.to(dt);
-    const double grad = dt == DType::F16 || dt == DType::BF16 ? double(N * C * OH * OW) : 0.75;
-    const SsimGrads gref =
-        kernels::ssim_backward(Tensor::scalar(grad, rt), xr, yr, stats_given.to(rt), params, true, true);
+    const kernels::SsimStats stats_given{ref.stats.moments.to(dt), ref.stats.params};
+    const kernels::SsimStats stats_ref{stats_given.moments.to(rt), params};
+    const double grad = upstream_gradient(dt, xr, yr, stats_ref, params);
+    ASSERT_TRUE(std::isfinite(Tensor::scalar(grad, dt).item()))
+        << "grad_out " << grad << " overflows " << dtype_name(dt);
+    const SsimGrads gref = kernels::ssim_backward(Tensor::scalar(grad, rt), xr, yr, stats_ref, params, true, true);
     for (SsimKernel k : kernels_for(dt, ws)) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " window " + std::to_string(ws) + " " +
                    kernels::cuda::ssim_kernel_name(k));
@@ -147,12 +168,13 @@ void check_case(const SsimCase& c, DType dt) {
       SsimResult out;
       out.value = value.tensor;
       out.per_channel = per_channel.tensor;
-      out.stats = stats.tensor;
+      out.stats.moments = stats.tensor;
       kernels::cuda::ssim_into(out, xd, yd, params, k);
       for (const test::GuardedTensor* t : {&value, &per_channel, &stats}) EXPECT_TRUE(test::sentinels_intact(*t));
       EXPECT_TRUE(test::nmse_within(ref.value, value.tensor, tol)) << "value";
       EXPECT_TRUE(test::nmse_within(ref.per_channel, per_channel.tensor, tol)) << "per_channel";
-      EXPECT_TRUE(test::nmse_within(ref.stats, stats.tensor, tol)) << "stats";
+      EXPECT_TRUE(test::nmse_within(ref.stats.moments, stats.tensor, tol)) << "stats";
+      EXPECT_EQ(out.stats.params.window_size, ws);
 
       // Without statistics the value is the same.
       const SsimResult lean = kernels::cuda::ssim(xd, yd, params, false, k);
@@ -160,7 +182,7 @@ void check_case(const SsimCase& c, DType dt) {
       EXPECT_TRUE(test::nmse_within(ref.value, lean.value, tol)) << "value without statistics";
 
       const Tensor grad_d = Tensor::scalar(grad, dt).to(Device::cuda(0));
-      const Tensor sd = stats_given.to(Device::cuda(0));
+      const kernels::SsimStats sd{stats_given.moments.to(Device::cuda(0)), params};
       test::GuardedTensor gx = test::empty_guarded(c.shape, dt), gy = test::empty_guarded(c.shape, dt);
       SsimGrads g;
       g.x = gx.tensor;
@@ -220,7 +242,7 @@ TEST(CudaSsimWindows, DefaultFallsBackAndLimitsAreClear) {
   EXPECT_FALSE(kernels::cuda::ssim_kernel_supports(SsimKernel::SSIM_FUSED, DType::F32, 33));
   const SsimResult got = kernels::cuda::ssim(xd, yd, wide, true);
   EXPECT_TRUE(test::nmse_within(ref.value, got.value));
-  EXPECT_TRUE(test::nmse_within(ref.stats, got.stats));
+  EXPECT_TRUE(test::nmse_within(ref.stats.moments, got.stats.moments));
   std::string msg = test::error_of([&] { kernels::cuda::ssim(xd, yd, SsimParams{64, 1.5}); });
   EXPECT_NE(msg.find("window_size"), std::string::npos) << msg;
   msg = test::error_of([&] { kernels::cuda::ssim(xd, yd, wide, false, SsimKernel::SSIM_FUSED); });
@@ -239,7 +261,13 @@ TEST(CudaSsimErrors, ClearMessages) {
   msg = test::error_of([&] { kernels::cuda::ssim(xd, yd.slice(3, 0, 7)); });
   EXPECT_NE(msg.find("same shape"), std::string::npos) << msg;
   const SsimResult r = kernels::cuda::ssim(xd, yd, SsimParams{}, true);
+  // Window 5's statistics have window 11's shape on an 8x8 image (odd windows keep the size): only the parameters
+  // the statistics carry tell them apart (kernels::check_ssim_stats, the CPU's check).
   msg = test::error_of([&] { kernels::cuda::ssim_backward(r.value, xd, yd, r.stats, SsimParams{5, 1.5}, true, true); });
+  EXPECT_NE(msg.find("window 11"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("window 5"), std::string::npos) << msg;
+  const kernels::SsimStats other_images{r.stats.moments.slice(4, 0, 7), r.stats.params};
+  msg = test::error_of([&] { kernels::cuda::ssim_backward(r.value, xd, yd, other_images, SsimParams{}, true, true); });
   EXPECT_NE(msg.find("forward's stats"), std::string::npos) << msg;
   msg = test::error_of([&] { kernels::cuda::ssim_backward(r.per_channel, xd, yd, r.stats, SsimParams{}, true, true); });
   EXPECT_NE(msg.find("one element"), std::string::npos) << msg;
@@ -254,7 +282,7 @@ TEST(CudaSsimDispatch, EntryPointsRunOnTheDevice) {
   const SsimResult got = kernels::ssim(xd, yd, SsimParams{}, true);
   EXPECT_TRUE(got.value.device().is_cuda());
   EXPECT_TRUE(test::nmse_within(ref.value, got.value));
-  EXPECT_TRUE(test::nmse_within(ref.stats, got.stats));
+  EXPECT_TRUE(test::nmse_within(ref.stats.moments, got.stats.moments));
   const Tensor one = Tensor::scalar(1.0);
   const SsimGrads gref = kernels::ssim_backward(one, im.x, im.y, ref.stats, SsimParams{}, true, true);
   const SsimGrads g = kernels::ssim_backward(one.to(Device::cuda(0)), xd, yd, got.stats, SsimParams{}, true, true);

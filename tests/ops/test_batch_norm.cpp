@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "kernels/batch_norm.h"
 #include "tests/support/test_util.h"
 
 namespace fg {
@@ -113,6 +114,18 @@ TEST(BatchNorm, MomentumAndStridedRunningBuffers) {
   EXPECT_ALL_CLOSE(Tensor::from_vector({0.3 * 2.5, 7, 0.3 * 1, 7}, {4}, DType::F64), mean_buffer, 1e-12, 1e-12);
   EXPECT_ALL_CLOSE(Tensor::from_vector({0.7 + 0.3 * 5 / 3, 7, 0.7 + 0.3 * 4 / 3, 7}, {4}, DType::F64), var_buffer,
                    1e-12, 1e-12);
+}
+
+// tensor/overlap.h: running statistics that live inside x would be updated while x is still being read (channel 0's
+// update would change channel 1's input on the CPU; on CUDA the order is the threads'). Refused on both devices.
+TEST(BatchNorm, RunningStatisticsInsideTheInputAreRefused) {
+  const Tensor x = Tensor::from_vector({1, 2, 0, 0, 3, 4, 2, 2}, {2, 2, 1, 2}, DType::F64);
+  const Tensor inside = x.select(0, 1).select(1, 0).select(1, 1);  // (2): x[1, :, 0, 1]
+  const Tensor other = Tensor::ones({2}, DType::F64);
+  const std::string msg = test::error_of([&] { kernels::batch_norm_batch_stats(x, 1e-5, inside, other, 0.1); });
+  EXPECT_NE(msg.find("shares memory"), std::string::npos) << msg;
+  EXPECT_EQ(x.at({1, 0, 0, 1}), 4.0);
+  EXPECT_THROW(kernels::batch_norm_batch_stats(x, 1e-5, other, other, 0.1), Error);  // one buffer for both
 }
 
 TEST(BatchNorm, EvalModeUsesRunningStatisticsAndLeavesThemAlone) {

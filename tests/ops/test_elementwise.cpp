@@ -120,6 +120,37 @@ TEST(Elementwise, AccumulateIntoAView) {
   EXPECT_THROW(kernels::add_(col, Tensor::ones({3, 4}, DType::F64)), Error);
 }
 
+// In-place arithmetic follows tensor/overlap.h on every device. Before, x += x^T read elements the CPU loop had
+// already updated (15 of 36 elements differed from the CUDA kernel's, which read a copy); now both refuse it.
+TEST(Elementwise, InPlaceOpsRefusePartialOverlap) {
+  Tensor x = Tensor::arange(36, DType::F64).view({6, 6});
+  const std::string msg = test::error_of([&] { kernels::add_(x, x.transpose(0, 1)); });
+  EXPECT_NE(msg.find("add_"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("clone()"), std::string::npos) << msg;
+  EXPECT_EQ(x.to_vector(), Tensor::arange(36, DType::F64).to_vector());  // refused before writing
+  kernels::add_(x, x.transpose(0, 1).clone());                           // what the message says to do
+  for (int64_t i = 0; i < 6; ++i)
+    for (int64_t j = 0; j < 6; ++j) EXPECT_EQ(x.at({i, j}), double(6 * i + j + 6 * j + i)) << i << ", " << j;
+  // A broadcast row of the destination itself, and a shifted slice, are partial overlaps too.
+  EXPECT_THROW(kernels::add_(x, x.select(0, 0)), Error);
+  Tensor right = x.slice(1, 1, 6);
+  EXPECT_THROW(kernels::add_(right, x.slice(1, 0, 5)), Error);
+  // The destination itself (x += x) and memory it does not cover are fine.
+  Tensor y = Tensor::arange(4, DType::F64);
+  kernels::add_(y, y, 0.5);
+  EXPECT_EQ(y.to_vector(), (std::vector<double>{0, 1.5, 3, 4.5}));
+  Tensor m = Tensor::arange(6, DType::F64).view({2, 3});
+  Tensor col0 = m.select(1, 0);
+  kernels::add_(col0, m.select(1, 2));
+  EXPECT_EQ(m.to_vector(), (std::vector<double>{2, 1, 2, 8, 4, 5}));
+  // A destination with several elements at one address.
+  Tensor row = Tensor::zeros({3}, DType::F64);
+  Tensor rows = row.unsqueeze(0).expand({4, 3});
+  EXPECT_THROW(kernels::add_(rows, Tensor::ones({4, 3}, DType::F64)), Error);
+  EXPECT_THROW(kernels::mul_scalar_(rows, 2.0), Error);
+  EXPECT_EQ(row.to_vector(), (std::vector<double>{0, 0, 0}));
+}
+
 TEST(Elementwise, Errors) {
   EXPECT_THROW(add(Variable(Tensor::ones({2, 3})), Variable(Tensor::ones({4}))), Error);
   EXPECT_THROW(add(Variable(Tensor::ones({2})), Variable(Tensor::ones({2}, DType::F64))), Error);

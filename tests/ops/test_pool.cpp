@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "kernels/pool.h"
 #include "tests/support/test_util.h"
 
 namespace fg {
@@ -197,6 +198,23 @@ TEST(MaxPool2d, ThreeDimensionalInputIsOneImage) {
   const Tensor y4 = max_pool2d(Variable(x.unsqueeze(0)), 3, 2, 1).data();
   ASSERT_EQ(y3.shape(), (Shape{3, 3, 3}));
   EXPECT_ALL_CLOSE(y4.squeeze(0), y3, 0.0, 0.0);
+}
+
+// The backward scatters into the input plane at each saved index; indices from a forward on a larger input used to
+// be written through unchecked (outside the gradient buffer). Now they are refused, naming the plane.
+TEST(MaxPool2d, BackwardRefusesIndicesOutsideTheInputPlane) {
+  const Tensor x = test::random_tensor({1, 2, 8, 8}, 4);
+  Tensor indices;
+  const Tensor y = kernels::max_pool2d_forward(x, kernels::Pool2dParams{2, 2, 2, 2, 0, 0}, &indices);
+  ASSERT_EQ(y.shape(), (Shape{1, 2, 4, 4}));
+  const Tensor go = Tensor::ones(y.shape());
+  EXPECT_EQ(kernels::max_pool2d_backward(go, indices, x.shape()).shape(), x.shape());
+  // A 5x5 input with window 2, stride 1 also pools to 4x4, but the indices address an 8x8 plane.
+  const std::string msg = test::error_of([&] { kernels::max_pool2d_backward(go, indices, {1, 2, 5, 5}); });
+  EXPECT_NE(msg.find("outside the 5x5 input plane"), std::string::npos) << msg;
+  Tensor negative = indices.clone();
+  negative.select(3, 0).fill_(-1.0);
+  EXPECT_THROW(kernels::max_pool2d_backward(go, negative, x.shape()), Error);
 }
 
 TEST(AvgPool2d, ForwardMatchesNaiveWindowLoops) {

@@ -1,6 +1,9 @@
 // sum and mean over any dims: forward against explicit loops, keepdim, negative dims, gradients, errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <vector>
+
 #include "autograd/ops.h"
 #include "kernels/elementwise.h"
 #include "tests/support/test_util.h"
@@ -43,6 +46,23 @@ TEST(Reduce, NonContiguousInputAndF32Accuracy) {
   EXPECT_ALL_CLOSE(sum(Variable(x.contiguous()), {1}).data(), sum(Variable(x), {1}).data(), 1e-12, 0);
   // one million f32 ones sum exactly (accumulation is in double)
   EXPECT_EQ(kernels::sum(Tensor::ones({1000, 1000})).item(), 1e6);
+}
+
+// mean's 1 / count is applied to the double accumulator before the result is rounded to the dtype. It used to be a
+// sum rounded to the dtype, then scaled: a sum beyond the dtype's range gave Inf. On the CPU that takes f32 near
+// its maximum; on CUDA the same line keeps an f16 mean of more than 65504 in total finite (tests/gpu).
+TEST(Reduce, MeanScalesBeforeRoundingSoALargeSumDoesNotOverflow) {
+  const Tensor big = Tensor::full({4, 3}, 3e38, DType::F32);  // any two of them sum beyond f32's 3.4e38
+  const Tensor all = mean(Variable(big)).data();
+  ASSERT_TRUE(std::isfinite(all.item()));
+  EXPECT_NEAR(all.item(), 3e38, 3e38 * 1e-7);
+  const Tensor rows = mean(Variable(big), {0}).data();
+  for (double v : rows.to_vector()) EXPECT_NEAR(v, 3e38, 3e38 * 1e-7);
+  EXPECT_FALSE(std::isfinite(sum(Variable(big)).data().item()));  // the sum itself does overflow
+  // The scale argument of kernels::sum directly, and its default.
+  const Tensor x = Tensor::from_vector({1, 2, 3, 4}, {2, 2}, DType::F64);
+  EXPECT_EQ(kernels::sum(x, {1}, false, 0.5).to_vector(), (std::vector<double>{1.5, 3.5}));
+  EXPECT_EQ(kernels::sum(x).item(), 10.0);
 }
 
 TEST(Reduce, Gradients) {

@@ -131,7 +131,7 @@ TEST(Ssim, ForwardMatchesNaive) {
           const int64_t oh = kernels::ssim_map_size(c.shape[2], ws), ow = kernels::ssim_map_size(c.shape[3], ws);
           EXPECT_EQ(oh, c.shape[2] + (ws % 2 == 0 ? 1 : 0));
           EXPECT_EQ(ow, c.shape[3] + (ws % 2 == 0 ? 1 : 0));
-          EXPECT_EQ(r.stats.shape(), Shape({5, c.shape[0], c.shape[1], oh, ow}));
+          EXPECT_EQ(r.stats.moments.shape(), Shape({5, c.shape[0], c.shape[1], oh, ow}));
         }
         // The autograd op (separable) agrees.
         EXPECT_NEAR(ssim(Variable(x), Variable(y), ws, c.sigma).item(), ref.value, tol);
@@ -149,7 +149,7 @@ TEST(Ssim, VariantsAgree) {
       const kernels::SsimParams p{ws, c.sigma};
       const kernels::SsimResult sep = kernels::ssim(x, y, p, true, SsimVariant::SEPARABLE);
       const kernels::SsimResult dir = kernels::ssim(x, y, p, true, SsimVariant::DIRECT_2D);
-      EXPECT_ALL_CLOSE(dir.stats, sep.stats, 1e-14, 1e-12);
+      EXPECT_ALL_CLOSE(dir.stats.moments, sep.stats.moments, 1e-14, 1e-12);
       const Tensor go = Tensor::scalar(0.75, DType::F64);
       const kernels::SsimGrads gs = kernels::ssim_backward(go, x, y, sep.stats, p, true, true, SsimVariant::SEPARABLE);
       const kernels::SsimGrads gd = kernels::ssim_backward(go, x, y, dir.stats, p, true, true, SsimVariant::DIRECT_2D);
@@ -176,15 +176,15 @@ TEST(Ssim, HandComputedValues) {
   const Tensor one = Tensor::full({1, 1, 1, 1}, 1.0, DType::F64), zero = Tensor::zeros({1, 1, 1, 1}, DType::F64);
   EXPECT_NEAR(ssim(Variable(one), Variable(zero), 3).item(), 3.2353523487435136e-05, 1e-18);
   const kernels::SsimResult r3 = kernels::ssim(one, zero, {3, 1.5}, true);
-  EXPECT_NEAR(r3.stats.at({0, 0, 0, 0, 0}), 0.1477613163468188, 1e-15);
-  EXPECT_NEAR(r3.stats.at({2, 0, 0, 0, 0}), 0.1477613163468188 * (1 - 0.1477613163468188), 1e-15);
+  EXPECT_NEAR(r3.stats.moments.at({0, 0, 0, 0, 0}), 0.1477613163468188, 1e-15);
+  EXPECT_NEAR(r3.stats.moments.at({2, 0, 0, 0, 0}), 0.1477613163468188 * (1 - 0.1477613163468188), 1e-15);
 
   // An even window (2): g = (e^(-2/9), 1) / (1 + e^(-2/9)) is not symmetric and the map is 2 x 2 for one pixel.
   // Map entry (i, j) reads the pixel through taps (1 - i, 1 - j), so mu_x = [[g1 g1, g1 g0], [g0 g1, g0 g0]].
   const double g0 = 0.444671944737631, g1 = 0.555328055262369;
   const kernels::SsimResult r2 = kernels::ssim(one, zero, {2, 1.5}, true);
-  ASSERT_EQ(r2.stats.shape(), Shape({5, 1, 1, 2, 2}));
-  const Tensor mu_x = r2.stats.select(0, 0).reshape({4});
+  ASSERT_EQ(r2.stats.moments.shape(), Shape({5, 1, 1, 2, 2}));
+  const Tensor mu_x = r2.stats.moments.select(0, 0).reshape({4});
   EXPECT_ALL_CLOSE(Tensor::from_vector({g1 * g1, g1 * g0, g0 * g1, g0 * g0}, {4}, DType::F64), mu_x, 1e-15, 0);
 }
 
@@ -297,7 +297,7 @@ TEST(Ssim, Errors) {
   // The backward checks that the statistics belong to these images and this window.
   const kernels::SsimResult r = kernels::ssim(x, x, {11, 1.5}, true);
   EXPECT_THROW(kernels::ssim_backward(Tensor::scalar(1.0), x, x, r.stats, {4, 1.5}, true, true), Error);
-  EXPECT_THROW(kernels::ssim_backward(Tensor::scalar(1.0), x, x, Tensor(), {11, 1.5}, true, true), Error);
+  EXPECT_THROW(kernels::ssim_backward(Tensor::scalar(1.0), x, x, kernels::SsimStats(), {11, 1.5}, true, true), Error);
   EXPECT_THROW(kernels::ssim_backward(Tensor::zeros({2}), x, x, r.stats, {11, 1.5}, true, true), Error);
   try {
     ssim(Variable(x), Variable(Tensor::zeros({1, 2, 5, 6})));
@@ -307,6 +307,32 @@ TEST(Ssim, Errors) {
     EXPECT_NE(msg.find("ssim"), std::string::npos) << msg;
     EXPECT_NE(msg.find("(1, 2, 5, 6)"), std::string::npos) << msg;
   }
+}
+
+// For odd windows the statistics of every window size have the image's shape, so a backward given another window
+// than its forward's used to run with the wrong window and return wrong gradients. The statistics now carry the
+// parameters they were made with, and the backward compares them with its own (on CUDA too: check_ssim_stats).
+TEST(Ssim, BackwardRefusesStatisticsOfAnotherWindowOrSigma) {
+  const Tensor x = test::random_tensor({1, 2, 9, 8}, 71, DType::F64, 0, 1);
+  const Tensor y = test::random_tensor({1, 2, 9, 8}, 72, DType::F64, 0, 1);
+  const kernels::SsimResult r11 = kernels::ssim(x, y, {11, 1.5}, true);
+  const kernels::SsimResult r5 = kernels::ssim(x, y, {5, 1.5}, true);
+  ASSERT_EQ(r11.stats.moments.shape(), r5.stats.moments.shape());  // what made the mistake undetectable
+  EXPECT_EQ(r11.stats.params.window_size, 11);
+  const Tensor go = Tensor::scalar(-1.0, DType::F64);
+  std::string msg = test::error_of([&] { kernels::ssim_backward(go, x, y, r11.stats, {5, 1.5}, true, true); });
+  EXPECT_NE(msg.find("window 11, sigma 1.5"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("window 5, sigma 1.5"), std::string::npos) << msg;
+  msg = test::error_of([&] { kernels::ssim_backward(go, x, y, r11.stats, {11, 1.0}, true, true); });
+  EXPECT_NE(msg.find("sigma 1"), std::string::npos) << msg;
+  // Statistics of other images (a shape the parameters cannot explain) are refused too.
+  const Tensor wider = test::random_tensor({1, 2, 9, 9}, 73, DType::F64, 0, 1);
+  msg = test::error_of([&] { kernels::ssim_backward(go, wider, wider, r11.stats, {11, 1.5}, true, true); });
+  EXPECT_NE(msg.find("forward's stats"), std::string::npos) << msg;
+  // With the forward's parameters each backward runs, and the two windows' gradients differ.
+  const kernels::SsimGrads g11 = kernels::ssim_backward(go, x, y, r11.stats, r11.stats.params, true, false);
+  const kernels::SsimGrads g5 = kernels::ssim_backward(go, x, y, r5.stats, r5.stats.params, true, false);
+  EXPECT_GT(test::nmse(g11.x, g5.x), 1e-3);
 }
 
 }  // namespace
