@@ -89,6 +89,13 @@ TEST(SafeTensors, CorruptFilesAreRefusedWithAReason) {
   expect_error_containing(header_file(R"({"a":{"dtype":"F32","shape":[2]}})", 8), "lacks");
   expect_error_containing(header_file(R"({"__metadata__":{"k":1}})", 0), "must be a string");
   expect_error_containing(header_file(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", 8), "non-integer");
+  // An empty tensor whose other dimensions multiply past 2^63 (the first fuzz run's finding: its strides overflowed).
+  expect_error_containing(
+      header_file(R"({"a":{"dtype":"F32","shape":[0,100000000000000000,100000000000000000],"data_offsets":[0,0]}})",
+                  0),
+      "absurd shape");
+  expect_error_containing(header_file(R"({"a":{"dtype":"F32","shape":[100000000,0,100000000],"data_offsets":[0,0]}})", 0),
+                          "absurd shape");
   std::string huge(8, '\0');
   huge[4] = 0x10;  // header length 2^36
   expect_error_containing(huge, "exceeds");
