@@ -101,6 +101,16 @@ TEST(SafeTensors, CorruptFilesAreRefusedWithAReason) {
   expect_error_containing(huge, "exceeds");
 }
 
+// The input fuzz_safetensors timed out on: an empty F16 tensor of shape (8000000009, 0, 20), read and saved again.
+TEST(SafeTensors, AnEmptyTensorWithAHugeDimensionRoundTrips) {
+  const std::string bytes = header_file(R"({"a":{"dtype":"F16","shape":[8000000009,0,20],"data_offsets":[0,0]}})", 0);
+  const SafeTensors st = parse_safetensors(bytes);
+  EXPECT_EQ(st.get("a").shape(), (Shape{8000000009, 0, 20}));
+  const SafeTensors back = parse_safetensors(serialize_safetensors(st));
+  EXPECT_EQ(back.get("a").shape(), (Shape{8000000009, 0, 20}));
+  EXPECT_EQ(back.get("a").dtype(), DType::F16);
+}
+
 TEST(SafeTensors, SaveIsAtomicAndReportsUnwritablePaths) {
   const auto dir = std::filesystem::temp_directory_path() / ("fg_st_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
