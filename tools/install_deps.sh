@@ -5,8 +5,8 @@
 #   tools/install_deps.sh --golden  also PyTorch, torchvision and scikit-image, which only the golden-file scripts use
 #   tools/install_deps.sh --demo    also mate-backgrounds: the nature photographs `make demo` trains on
 #   tools/install_deps.sh --fuzz    also clang, its libFuzzer and sanitizer runtimes (libclang-rt-dev: on Debian
-#                                   bookworm clang only recommends it) and clang's OpenMP (libomp-dev), for
-#                                   tools/run_fuzz.sh
+#                                   bookworm clang only recommends it), clang's OpenMP (libomp-dev) and ninja,
+#                                   for tools/run_fuzz.sh
 set -euo pipefail
 
 packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev libstb-dev libtiff-dev zlib1g-dev)
