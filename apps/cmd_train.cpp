@@ -279,18 +279,14 @@ TrainOptions fresh_options(const ArgParser& args, const std::string& out) {
 
 }  // namespace
 
-int cmd_train(int argc, char** argv) {
-  if (ArgParser::wants_help(argc, argv, 2)) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
+TrainCommandLine parse_train_command_line(int argc, char** argv) {
   ArgParser args("train", specs());
   args.parse(argc, argv, 2);
   const std::string out = args.required("--out");
-  const bool resume = args.has("--resume");
-
-  TrainOptions options;
-  if (resume) {
+  TrainCommandLine c;
+  c.resume = args.has("--resume");
+  TrainOptions& options = c.options;
+  if (c.resume) {
     for (const OptionSpec& s : specs())
       if (args.has(s.flag) && !kResumeFlags.count(s.flag))
         throw UsageError(s.flag + " cannot change when resuming: the run keeps the options stored in " + out +
@@ -306,6 +302,18 @@ int cmd_train(int argc, char** argv) {
   if (options.precision != "f32" && !parse_device(options.device).is_cuda())
     throw UsageError("--precision " + options.precision +
                      " is mixed precision, which needs --device cuda (the CPU kernels compute in f32)");
+  return c;
+}
+
+int cmd_train(int argc, char** argv) {
+  if (ArgParser::wants_help(argc, argv, 2)) {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  const TrainCommandLine c = parse_train_command_line(argc, argv);
+  const TrainOptions& options = c.options;
+  const std::string& out = options.out_dir;
+  const bool resume = c.resume;
 
   install_stop_signal_handlers();
   Trainer trainer(options, resume);

@@ -95,6 +95,15 @@ void install_stop_signal_handlers();
 // The options stored in RUN/last.safetensors (for --resume). fg::Error when there is none or it is unreadable.
 TrainOptions read_run_options(const std::string& out_dir);
 
+// `filmgrad train`'s command line (its options start at argv[2]) read into checked options, all that the command
+// does before it trains: it reads (whether folders exist; with --resume, RUN/last.safetensors) but writes nothing.
+// A mistake is a UsageError, an unreadable run an fg::Error.
+struct TrainCommandLine {
+  TrainOptions options;  // out_dir is --out
+  bool resume = false;
+};
+TrainCommandLine parse_train_command_line(int argc, char** argv);
+
 class Trainer {
  public:
   // Checks the options, makes or reads the split, builds the datasets, the model and the optimizer and, with

@@ -8,9 +8,36 @@
 
 namespace fg {
 
+// `text` with its control characters written as escapes (\n, \r, \t, \xNN), so that it prints on one line.
+inline std::string one_line(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else {
+      const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    }
+  }
+  return out;
+}
+
+// Messages quote what the user gave (file names, arguments, names and values read from damaged files), which may
+// hold newlines or terminal control codes; they are escaped here, once for every message, so that each stays the
+// one line "filmgrad: error: ..." promises.
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& what) : std::runtime_error(what) {}
+  explicit Error(const std::string& what) : std::runtime_error(one_line(what)) {}
 };
 
 class InternalError : public std::logic_error {

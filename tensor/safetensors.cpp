@@ -279,10 +279,15 @@ SafeTensors parse_safetensors(const std::string& bytes, const std::string& sourc
     FG_CHECK(shape->kind == Json::ARRAY && shape->array.size() <= 8, where << " has a bad shape");
     Shape s;
     uint64_t numel = 1;
+    // The extent counts a zero dimension as 1: a tensor's strides are products of its other dimensions even when
+    // it has no elements, so [0, 10^17, 10^17] (no data) would overflow them.
+    uint64_t extent = 1;
     for (const Json& d : shape->array) {
       const uint64_t n = parse_u64(d, source, "tensor '" + name + "' shape entry");
       s.push_back(int64_t(n));
-      FG_CHECK(n == 0 || numel <= (uint64_t(1) << 48) / n, where << " has an absurd shape; the file is corrupt");
+      const uint64_t at_least_one = std::max<uint64_t>(n, 1);
+      FG_CHECK(extent <= (uint64_t(1) << 48) / at_least_one, where << " has an absurd shape; the file is corrupt");
+      extent *= at_least_one;
       numel *= n;
     }
     FG_CHECK(offsets->kind == Json::ARRAY && offsets->array.size() == 2, where << " data_offsets must be [begin, end]");

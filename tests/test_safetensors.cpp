@@ -89,9 +89,26 @@ TEST(SafeTensors, CorruptFilesAreRefusedWithAReason) {
   expect_error_containing(header_file(R"({"a":{"dtype":"F32","shape":[2]}})", 8), "lacks");
   expect_error_containing(header_file(R"({"__metadata__":{"k":1}})", 0), "must be a string");
   expect_error_containing(header_file(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", 8), "non-integer");
+  // An empty tensor whose other dimensions multiply past 2^63 (the first fuzz run's finding: its strides overflowed).
+  expect_error_containing(
+      header_file(R"({"a":{"dtype":"F32","shape":[0,100000000000000000,100000000000000000],"data_offsets":[0,0]}})",
+                  0),
+      "absurd shape");
+  expect_error_containing(header_file(R"({"a":{"dtype":"F32","shape":[100000000,0,100000000],"data_offsets":[0,0]}})", 0),
+                          "absurd shape");
   std::string huge(8, '\0');
   huge[4] = 0x10;  // header length 2^36
   expect_error_containing(huge, "exceeds");
+}
+
+// The input fuzz_safetensors timed out on: an empty F16 tensor of shape (8000000009, 0, 20), read and saved again.
+TEST(SafeTensors, AnEmptyTensorWithAHugeDimensionRoundTrips) {
+  const std::string bytes = header_file(R"({"a":{"dtype":"F16","shape":[8000000009,0,20],"data_offsets":[0,0]}})", 0);
+  const SafeTensors st = parse_safetensors(bytes);
+  EXPECT_EQ(st.get("a").shape(), (Shape{8000000009, 0, 20}));
+  const SafeTensors back = parse_safetensors(serialize_safetensors(st));
+  EXPECT_EQ(back.get("a").shape(), (Shape{8000000009, 0, 20}));
+  EXPECT_EQ(back.get("a").dtype(), DType::F16);
 }
 
 TEST(SafeTensors, SaveIsAtomicAndReportsUnwritablePaths) {

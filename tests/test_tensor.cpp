@@ -32,6 +32,18 @@ TEST(Tensor, ScalarAndZeroSized) {
   EXPECT_EQ(z.reshape({3, 0}).shape(), (Shape{3, 0}));
 }
 
+// An empty tensor whose strides count its zero dimension as 1 is not "contiguous" by is_contiguous(), so
+// contiguous() clones it; the copy must not walk its outer dimension (8e9 slices of nothing: a fuzz timeout).
+TEST(Tensor, CopyingAnEmptyTensorWithAHugeDimensionIsImmediate) {
+  const Tensor t = Tensor::empty({8000000009, 0, 20}, DType::F16);
+  const Tensor c = t.contiguous();
+  EXPECT_EQ(c.shape(), t.shape());
+  EXPECT_EQ(c.numel(), 0);
+  Tensor d = Tensor::empty({8000000009, 0, 20});
+  d.copy_(t);  // across dtypes too
+  EXPECT_THROW(d.copy_(Tensor::empty({3, 0, 20})), Error);  // shapes are still checked
+}
+
 TEST(Tensor, SliceSelectTransposeShareStorage) {
   Tensor t = iota({3, 4});
   Tensor s = t.slice(1, 1, 4, 2);  // columns 1 and 3

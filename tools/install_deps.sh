@@ -4,14 +4,18 @@
 #   tools/install_deps.sh           what building and testing need
 #   tools/install_deps.sh --golden  also PyTorch, torchvision and scikit-image, which only the golden-file scripts use
 #   tools/install_deps.sh --demo    also mate-backgrounds: the nature photographs `make demo` trains on
+#   tools/install_deps.sh --fuzz    also clang, its libFuzzer and sanitizer runtimes (libclang-rt-dev: on Debian
+#                                   bookworm clang only recommends it), clang's OpenMP (libomp-dev) and ninja,
+#                                   for tools/run_fuzz.sh
 set -euo pipefail
 
 packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev libstb-dev libtiff-dev zlib1g-dev)
 case "${1:-}" in
   --golden) packages+=(python3-torch python3-torchvision python3-skimage) ;;
   --demo) packages+=(mate-backgrounds) ;;
+  --fuzz) packages+=(clang libclang-rt-dev libomp-dev ninja-build) ;;
   "") ;;
-  *) echo "filmgrad: error: unknown option '$1' (use --golden or --demo)" >&2; exit 2 ;;
+  *) echo "filmgrad: error: unknown option '$1' (use --golden, --demo or --fuzz)" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${packages[@]}"; do
