@@ -67,6 +67,7 @@ Preset demo() {
   p.model.model = "dynamic_unet";
   p.model.width = 0.25;
   p.model.loss = "mse";
+  p.model.gated = true;  // keeps clean regions as they are (docs/training.md, "The gate")
   p.sizes = {64};
   p.batches = {8};
   p.epochs_per_size = 24;
@@ -81,6 +82,10 @@ Preset demo() {
   p.augment = true;
   p.samples_per_image = 2;
   p.load_scale = 2.0;
+  // Dust sized for frames of 128 to 768 px: from the demo's own 128 px pieces to photographs restored whole at a
+  // few hundred pixels (the scales of use), so the crops teach the damage of each (docs/training.md).
+  p.damage_frame_min = 128;
+  p.damage_frame_max = 768;
   return p;
 }
 
