@@ -365,16 +365,18 @@ ModelEvaluation evaluate_model(RestorationModel& model, const EvalSource& source
   data::DataLoader loader(dataset, lopt);
   loader.start_epoch(0);
   ev.images.resize(size_t(dataset.size()));
-  // The mask the inpainting baseline fills: what the model predicts (its mask net, or the change it makes).
-  auto predicted_mask = [&](const Tensor& x, const Tensor& prediction) {
-    if (model.predicts_mask()) return model.predict_mask(x.to(device)).to(Device::cpu()).contiguous();
-    return RestorationModel::change_mask(x, prediction);
+  // The clamped prediction and the mask the inpainting baseline fills, from one forward: what the model predicts
+  // (its mask head or mask net), or else the change it makes to the image a user gets (the clamped one).
+  auto predict_with_mask = [&](const Tensor& x, Tensor* mask) {
+    const RestorationModel::PredictionAndMask pm = model.predict_and_mask(x.to(device));
+    Tensor prediction = clamped01(pm.prediction);
+    *mask = model.predicts_mask() ? pm.mask : RestorationModel::change_mask(x, prediction);
+    return prediction;
   };
   while (std::optional<data::Batch> batch = loader.next()) {
-    const Tensor restored = predict(batch->input);
-    const Tensor clean_in = predict(batch->clean);
-    const Tensor mask_damaged = predicted_mask(batch->input, restored);
-    const Tensor mask_clean = predicted_mask(batch->clean, clean_in);
+    Tensor mask_damaged, mask_clean;
+    const Tensor restored = predict_with_mask(batch->input, &mask_damaged);
+    const Tensor clean_in = predict_with_mask(batch->clean, &mask_clean);
     // Scoring (nine SSIM maps per dust image) costs about as much as a small model's forward: one image per
     // thread. An exception may not leave an OpenMP region, so the first one is kept and re-thrown.
     const int64_t n = int64_t(batch->indices.size());

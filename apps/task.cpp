@@ -200,13 +200,16 @@ void RestorationModel::set_encoder_frozen(bool frozen) {
   }
 }
 
-Variable RestorationModel::predict(const Variable& input) {
-  FG_CHECK(input.dim() == 4 && input.size(1) == 3,
-           "the restoration networks take (N, 3, H, W) images, got " << shape_str(input.shape()));
+void RestorationModel::check_input(const Shape& shape) const {
+  FG_CHECK(shape.size() == 4 && shape[1] == 3,
+           "the restoration networks take (N, 3, H, W) images, got " << shape_str(shape));
   const int64_t m = size_multiple();
-  FG_CHECK(input.size(2) % m == 0 && input.size(3) % m == 0, config_.model << " needs H and W to be multiples of " << m
-                                                                           << ", got " << input.size(2) << " x "
-                                                                           << input.size(3));
+  FG_CHECK(shape[2] % m == 0 && shape[3] % m == 0,
+           config_.model << " needs H and W to be multiples of " << m << ", got " << shape[2] << " x " << shape[3]);
+}
+
+Variable RestorationModel::predict(const Variable& input) {
+  check_input(input.shape());
   if (impl_->cross) return impl_->cross->forward_all(input).b_final;
   if (impl_->imagenet) return impl_->denormalize((*module_)(impl_->normalize(input)));
   return (*module_)(input);
@@ -227,6 +230,27 @@ Tensor RestorationModel::predict_mask(const Tensor& input) {
     return sigmoid(logits).data().to(Device::cpu()).to(DType::F32).contiguous();
   }
   return change_mask(input, predict(x).data());
+}
+
+RestorationModel::PredictionAndMask RestorationModel::predict_and_mask(const Tensor& input) {
+  NoGradGuard no_grad;
+  const Variable x(input);
+  PredictionAndMask out;
+  if (impl_->cross && impl_->cross->variant() == models::CrossChannelVariant::FULL) {
+    check_input(input.shape());
+    const models::CrossChannelOutput o = impl_->cross->forward_all(x);
+    out.prediction = o.b_final.data();
+    out.mask = sigmoid(o.mask_logits).data().to(Device::cpu()).to(DType::F32).contiguous();
+  } else if (impl_->unet && config_.gated) {
+    check_input(input.shape());
+    const models::GatedOutput o = impl_->unet->forward_gated(impl_->normalize(x));
+    out.prediction = impl_->denormalize(o.output).data();
+    out.mask = sigmoid(o.mask_logits).data().to(Device::cpu()).to(DType::F32).contiguous();
+  } else {
+    out.prediction = predict(x).data();
+    out.mask = change_mask(input, out.prediction);
+  }
+  return out;
 }
 
 Tensor RestorationModel::change_mask(const Tensor& input, const Tensor& prediction) {

@@ -84,6 +84,13 @@ class RestorationModel {
   // compared with the blue channel), x4, clamped to 1. input (N, 3, H, W), prediction (N, 3 or 1, H, W), any
   // device -> (N, 1, H, W) f32 CPU.
   static Tensor change_mask(const Tensor& input, const Tensor& prediction);
+  // The prediction and the mask at once (no gradients): one forward for the models that predict a mask, the
+  // prediction and its change_mask otherwise. prediction as predict() returns it (on the network's device),
+  // mask (N, 1, H, W) f32 CPU as predict_mask.
+  struct PredictionAndMask {
+    Tensor prediction, mask;
+  };
+  PredictionAndMask predict_and_mask(const Tensor& input);
   // Whether predict_mask is a mask the network predicts (gated, full cross-channel) rather than its change.
   bool predicts_mask() const;
 
@@ -91,6 +98,8 @@ class RestorationModel {
   LossValue loss(const data::Batch& batch);
 
  private:
+  void check_input(const Shape& shape) const;  // (N, 3, H, W), H and W multiples of size_multiple()
+
   ModelConfig config_;
   std::shared_ptr<nn::Module> module_;
   std::shared_ptr<models::PerceptualLoss> perceptual_;

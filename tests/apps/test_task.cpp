@@ -293,6 +293,32 @@ TEST(GatedRestorationModel, LossAddsTheMaskTermAndMaskIsTheSigmoid) {
   ASSERT_EQ(mask.shape(), (Shape{2, 1, 16, 16}));
 }
 
+TEST(RestorationModel, PredictAndMaskIsPredictAndPredictMask) {
+  // One forward for both must give what the two calls give (same ops on the same input: exact up to the
+  // threading of the same kernels, hence the 1e-6).
+  std::vector<ModelConfig> configs(3);
+  configs[0].model = "tiny_unet";
+  configs[0].width = 0.25;
+  configs[1].model = "dynamic_unet";
+  configs[1].width = 0.125;
+  configs[1].gated = true;
+  configs[2].task = "negative";
+  configs[2].model = "cross_channel";
+  configs[2].loss = "cross_channel";
+  configs[2].width = 0.125;
+  for (const ModelConfig& c : configs) {
+    SCOPED_TRACE(c.model);
+    Generator gen(8);
+    RestorationModel m(c, gen);
+    m.module().eval();
+    const data::Batch b = make_batch(2, 32, m.out_channels(), 40);
+    const RestorationModel::PredictionAndMask pm = m.predict_and_mask(b.input);
+    NoGradGuard no_grad;
+    EXPECT_ALL_CLOSE(m.predict(Variable(b.input)).data(), pm.prediction, 1e-6, 1e-6);
+    EXPECT_ALL_CLOSE(m.predict_mask(b.input), pm.mask, 1e-6, 1e-6);
+  }
+}
+
 // A gated Dynamic U-Net trained for a few steps on dusty images keeps the input wherever it predicts no damage.
 // The gate makes out - in = m (image - in) per pixel (models/gate.h); the image head's output lies in
 // mean +- 3 std of ImageNet's statistics (sigmoid range (-3, 3) in normalised space), so |image - in| is at most
