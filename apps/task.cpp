@@ -102,8 +102,7 @@ void ModelConfig::validate() const {
              "must be 'cross_channel', not '"
                  << loss << "'");
   } else {
-    throw Error("unknown task '" + task +
-                "'; the tasks are dust (RGB dust and scratches) and negative (the blue "
+    throw Error("unknown task '" + task + "'; the tasks are dust (RGB dust and scratches) and negative (the blue "
                 "channel of old negatives)");
   }
   FG_CHECK(!gated || models::model_can_be_gated(model),
@@ -144,10 +143,9 @@ RestorationModel::RestorationModel(const ModelConfig& config, Generator& gen, bo
   const models::ModelSpec* spec = models::find_model(config_.model);
   impl_->imagenet = spec != nullptr && spec->imagenet_input;
   if (!config_.encoder_weights.empty()) {
-    FG_CHECK(impl_->unet != nullptr,
-             "--encoder-weights needs the dynamic_unet model (it loads a torchvision ResNet34 "
-             "into the encoder), not '"
-                 << config_.model << "'");
+    FG_CHECK(impl_->unet != nullptr, "--encoder-weights needs the dynamic_unet model (it loads a torchvision ResNet34 "
+                                     "into the encoder), not '"
+                                         << config_.model << "'");
     impl_->unet->encoder().load_torchvision(load_safetensors(config_.encoder_weights).tensors);
   }
   if (build_loss && (config_.loss == "model1" || config_.loss == "model2" || config_.loss == "model3")) {
@@ -166,9 +164,7 @@ RestorationModel::RestorationModel(const ModelConfig& config, Generator& gen, bo
 
 RestorationModel::~RestorationModel() = default;
 
-data::Task RestorationModel::task() const {
-  return data::parse_task(config_.task);
-}
+data::Task RestorationModel::task() const { return data::parse_task(config_.task); }
 
 void RestorationModel::to(Device device) {
   module_->to(device);
@@ -183,13 +179,9 @@ int64_t RestorationModel::size_multiple() const {
   return 4;  // TinyUNet: two 2x2 pools
 }
 
-int64_t RestorationModel::out_channels() const {
-  return config_.task == "negative" ? 1 : 3;
-}
+int64_t RestorationModel::out_channels() const { return config_.task == "negative" ? 1 : 3; }
 
-bool RestorationModel::has_encoder() const {
-  return impl_->unet != nullptr;
-}
+bool RestorationModel::has_encoder() const { return impl_->unet != nullptr; }
 
 void RestorationModel::set_encoder_frozen(bool frozen) {
   if (!impl_->unet) return;
