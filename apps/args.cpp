@@ -162,4 +162,20 @@ std::string with_thousands(int64_t n) {
   return n < 0 ? "-" + out : out;
 }
 
+void parse_damage_frame(const std::string& text, int64_t* min, int64_t* max) {
+  const auto number = [&](const std::string& part) -> int64_t {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = part.empty() ? 0 : std::strtoll(part.c_str(), &end, 10);
+    if (part.empty() || *end != '\0' || errno != 0 || v < 1 || v > (int64_t(1) << 20))
+      throw UsageError("--damage-frame takes a frame size in pixels, N or N:M (e.g. 256 or 128:768), got '" + text +
+                       "'");
+    return int64_t(v);
+  };
+  const size_t colon = text.find(':');
+  *min = number(text.substr(0, colon));
+  *max = colon == std::string::npos ? *min : number(text.substr(colon + 1));
+  if (*max < *min) throw UsageError("--damage-frame N:M needs N <= M, got '" + text + "'");
+}
+
 }  // namespace fg::apps

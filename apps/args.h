@@ -74,4 +74,8 @@ void require_output_folder(const std::string& path);
 // "12,345,678"
 std::string with_thousands(int64_t n);
 
+// --damage-frame N or N:M (train, synth): the frame dust is sized for (data::DatasetOptions::damage_frame_min and
+// max), N = M for one size. UsageError for anything but positive integers with N <= M.
+void parse_damage_frame(const std::string& text, int64_t* min, int64_t* max);
+
 }  // namespace fg::apps

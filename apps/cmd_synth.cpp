@@ -58,6 +58,8 @@ std::string help_text() {
          "  --load-size L          resize to a shorter side of L >= S instead and crop S x S from that (with\n"
          "                         --samples-per-image K: the centre crop, then K - 1 fixed random crops):\n"
          "                         cuts a few large photos into many training-sized pieces\n"
+         "  --damage-frame N[:M]   size dust for a frame of N px (shorter side), or N to M px drawn per sample\n"
+         "                         (default: the rendering each piece is cut from)\n"
          "  --count N              write at most N samples (default: all)\n"
          "  --seed S               the damage seed (default 0)\n"
          "  --overlays DIR         dust: take the dust from the images in DIR instead of the generator\n"
@@ -136,6 +138,7 @@ int cmd_synth(int argc, char** argv) {
                            {"--task"},
                            {"--size"},
                            {"--load-size"},
+                           {"--damage-frame"},
                            {"--count"},
                            {"--seed"},
                            {"--overlays"},
@@ -163,6 +166,8 @@ int cmd_synth(int argc, char** argv) {
   ds.load_size = args.integer("--load-size", 0, 0);
   if (ds.load_size != 0 && (ds.size == 0 || ds.load_size < ds.size))
     throw UsageError("--load-size must be at least --size (and --size must not be 0)");
+  if (args.has("--damage-frame"))
+    parse_damage_frame(args.text("--damage-frame"), &ds.damage_frame_min, &ds.damage_frame_max);
   const int64_t count_limit = args.integer("--count", -1, 1);
   ds.seed = args.seed("--seed", 0);
   ds.samples_per_image = args.integer("--samples-per-image", 1, 1);

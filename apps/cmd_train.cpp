@@ -15,6 +15,7 @@
 #include "apps/commands.h"
 #include "apps/presets.h"
 #include "apps/train.h"
+#include "models/registry.h"
 
 namespace fg::apps {
 
@@ -38,6 +39,8 @@ constexpr const char* kHelp =
     "  --loss NAME              mse, mae, ssim, model1, model2, model3 (dust); cross_channel (negative)\n"
     "  --vgg-weights FILE       torchvision vgg16_bn weights (safetensors) for model1-3, or 'random'\n"
     "  --encoder-weights FILE   torchvision resnet34 weights (safetensors) to start the encoder from\n"
+    "  --gated, --no-gated      a damage-mask head whose mask gates the output (the input is kept where no\n"
+    "                           damage is predicted); dynamic_unet and cross_channel (on in the demo preset)\n"
     "\n"
     "schedule:\n"
     "  --sizes 64,128,256       image sizes of the progressive-resizing stages\n"
@@ -51,6 +54,8 @@ constexpr const char* kHelp =
     "  --optimizer adamw|adam   --schedule one-cycle|constant\n"
     "  --samples-per-image K    random crops per photo per epoch\n"
     "  --load-scale X           crop from images resized to X times the size (default 1: whole images)\n"
+    "  --damage-frame N[:M]     size dust for a frame of N px (shorter side), or of N to M px drawn per\n"
+    "                           sample (default: the rendering the crop is cut from)\n"
     "  --no-augment             no flips, warps, zooms, lighting changes\n"
     "  --overlays DIR           dust overlay images instead of the procedural generator\n"
     "  --split DIR              read (or write) the split CSVs there instead of in RUN\n"
@@ -78,6 +83,8 @@ std::vector<OptionSpec> specs() {
           {"--loss"},
           {"--vgg-weights"},
           {"--encoder-weights"},
+          {"--gated", 0},
+          {"--no-gated", 0},
           {"--sizes"},
           {"--batches"},
           {"--epochs-per-size"},
@@ -89,6 +96,7 @@ std::vector<OptionSpec> specs() {
           {"--schedule"},
           {"--samples-per-image"},
           {"--load-scale"},
+          {"--damage-frame"},
           {"--no-augment", 0},
           {"--overlays"},
           {"--split"},
@@ -190,6 +198,13 @@ TrainOptions fresh_options(const ArgParser& args, const std::string& out) {
     p.model.loss = default_loss(task);
   }
   p.model.model = args.text("--model", p.model.model);
+  if (args.has("--gated") && args.has("--no-gated")) throw UsageError("give --gated or --no-gated, not both");
+  if (args.has("--gated")) {
+    p.model.gated = true;
+  } else if (args.has("--no-gated") || !models::model_can_be_gated(p.model.model)) {
+    // A preset's gate is dropped for a model without one (--preset demo --model tiny_unet); --gated is not.
+    p.model.gated = false;
+  }
   p.model.width = args.positive_number("--width", p.model.width);
   p.model.loss = args.text("--loss", p.model.loss);
   p.model.vgg_weights = args.text("--vgg-weights", p.model.vgg_weights);
@@ -247,6 +262,8 @@ TrainOptions fresh_options(const ArgParser& args, const std::string& out) {
   p.schedule = schedule == "one-cycle" ? "one_cycle" : "constant";
   p.samples_per_image = args.integer("--samples-per-image", p.samples_per_image, 1);
   p.load_scale = args.positive_number("--load-scale", p.load_scale);
+  if (args.has("--damage-frame"))
+    parse_damage_frame(args.text("--damage-frame"), &p.damage_frame_min, &p.damage_frame_max);
   if (args.has("--no-augment")) p.augment = false;
 
   TrainOptions o;
@@ -268,6 +285,8 @@ TrainOptions fresh_options(const ArgParser& args, const std::string& out) {
   o.augment = p.augment;
   o.samples_per_image = p.samples_per_image;
   o.load_scale = p.load_scale;
+  o.damage_frame_min = p.damage_frame_min;
+  o.damage_frame_max = p.damage_frame_max;
   o.overlay_dir = args.text("--overlays");
   if (!o.overlay_dir.empty()) require_folder(o.overlay_dir, "the overlay folder");
   o.seed = args.seed("--seed", o.seed);

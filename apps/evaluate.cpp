@@ -18,6 +18,8 @@
 #include "apps/report.h"
 #include "autograd/variable.h"
 #include "data/dataset.h"
+#include "data/inpaint.h"
+#include "data/median.h"
 #include "data/metrics.h"
 #include "nn/checkpoint.h"
 #include "tensor/safetensors.h"
@@ -363,9 +365,18 @@ ModelEvaluation evaluate_model(RestorationModel& model, const EvalSource& source
   data::DataLoader loader(dataset, lopt);
   loader.start_epoch(0);
   ev.images.resize(size_t(dataset.size()));
+  // The clamped prediction and the mask the inpainting baseline fills, from one forward: what the model predicts
+  // (its mask head or mask net), or else the change it makes to the image a user gets (the clamped one).
+  auto predict_with_mask = [&](const Tensor& x, Tensor* mask) {
+    const RestorationModel::PredictionAndMask pm = model.predict_and_mask(x.to(device));
+    Tensor prediction = clamped01(pm.prediction);
+    *mask = model.predicts_mask() ? pm.mask : RestorationModel::change_mask(x, prediction);
+    return prediction;
+  };
   while (std::optional<data::Batch> batch = loader.next()) {
-    const Tensor restored = predict(batch->input);
-    const Tensor clean_in = predict(batch->clean);
+    Tensor mask_damaged, mask_clean;
+    const Tensor restored = predict_with_mask(batch->input, &mask_damaged);
+    const Tensor clean_in = predict_with_mask(batch->clean, &mask_clean);
     // Scoring (nine SSIM maps per dust image) costs about as much as a small model's forward: one image per
     // thread. An exception may not leave an OpenMP region, so the first one is kept and re-thrown.
     const int64_t n = int64_t(batch->indices.size());
@@ -376,9 +387,17 @@ ModelEvaluation evaluate_model(RestorationModel& model, const EvalSource& source
         ImageScores& s = ev.images[size_t(batch->indices[size_t(i)])];
         s.name = batch->names[size_t(i)];
         const Tensor target = batch->target.select(0, i);
-        s.damaged = score(damaged_part(batch->input.select(0, i)), target);
+        const Tensor damaged = damaged_part(batch->input.select(0, i)).contiguous();
+        const Tensor clean = damaged_part(batch->clean.select(0, i)).contiguous();
+        s.damaged = score(damaged, target);
         s.restored = score(restored.select(0, i), target);
         s.clean_in = score(clean_in.select(0, i), target);
+        // The baselines, in kBaselineNames' order.
+        s.baselines[0] = {s.damaged, score(clean, target)};
+        s.baselines[1] = {score(data::median_filter3x3(damaged), target), score(data::median_filter3x3(clean), target)};
+        s.baselines[2] = {
+            score(data::inpaint_diffusion(damaged, data::hole_from_mask(mask_damaged.select(0, i))), target),
+            score(data::inpaint_diffusion(clean, data::hole_from_mask(mask_clean.select(0, i))), target)};
       } catch (const std::exception& e) {
 #pragma omp critical(fg_eval_failure)
         if (failure.empty()) failure = e.what();
@@ -577,16 +596,86 @@ int digits_of(const std::string& metric) {
   return metric.rfind("psnr", 0) == 0 || metric == "delta_psnr" ? 2 : 4;
 }
 
+// Every model followed by its baselines: the rows of the CSVs and tables.
+std::vector<ModelEvaluation> with_baselines(const std::vector<ModelEvaluation>& evals) {
+  std::vector<ModelEvaluation> rows;
+  for (const ModelEvaluation& ev : evals) {
+    rows.push_back(ev);
+    if (ev.method != "network") continue;
+    for (int b = 0; b < kBaselines; ++b) rows.push_back(baseline_evaluation(ev, b));
+  }
+  return rows;
+}
+
+// One line per baseline: whether the model beats it on the damaged images' SSIM.
+std::string baseline_verdicts(const ModelEvaluation& ev) {
+  std::string out;
+  for (const BaselineComparison& c : compare_with_baselines(ev))
+    out += ev.source.label + (c.beats() ? " beats " : " does not beat ") + c.baseline + ": SSIM " +
+           rp::fixed(c.model_ssim.mean, 4) + " vs " + rp::fixed(c.baseline_ssim.mean, 4) + " (difference " +
+           rp::fixed(c.difference.mean, 4) + " ± " + rp::fixed(c.difference.sd, 4) + "), better on " +
+           std::to_string(c.model_better) + " of " + std::to_string(c.images) + " images\n";
+  return out;
+}
+
+// The name of a row in the tables: the model's label, or "label: baseline".
+std::string row_label(const ModelEvaluation& ev) {
+  return ev.method == "network" ? ev.source.label : ev.source.label + ": " + ev.method;
+}
+
 }  // namespace
+
+ModelEvaluation baseline_evaluation(const ModelEvaluation& ev, int b) {
+  FG_ASSERT(b >= 0 && b < kBaselines, "no baseline " << b);
+  ModelEvaluation out;
+  out.method = kBaselineNames[b];
+  out.source = ev.source;
+  out.config = ev.config;
+  out.step = ev.step;
+  out.size = ev.size;
+  out.seed = ev.seed;
+  out.channels = ev.channels;
+  out.images.reserve(ev.images.size());
+  for (const ImageScores& s : ev.images) {
+    ImageScores t;
+    t.name = s.name;
+    t.damaged = s.damaged;
+    t.restored = s.baselines[b].restored;
+    t.clean_in = s.baselines[b].clean_in;
+    out.images.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::vector<BaselineComparison> compare_with_baselines(const ModelEvaluation& ev) {
+  std::vector<BaselineComparison> out;
+  for (int b = 0; b < kBaselines; ++b) {
+    BaselineComparison c;
+    c.baseline = kBaselineNames[b];
+    std::vector<double> model, base, diff;
+    for (const ImageScores& s : ev.images) {
+      model.push_back(s.restored.ssim);
+      base.push_back(s.baselines[b].restored.ssim);
+      diff.push_back(s.restored.ssim - s.baselines[b].restored.ssim);
+      if (s.restored.ssim > s.baselines[b].restored.ssim) ++c.model_better;
+    }
+    c.images = int64_t(ev.images.size());
+    c.model_ssim = mean_sd(model);
+    c.baseline_ssim = mean_sd(base);
+    c.difference = mean_sd(diff);
+    out.push_back(c);
+  }
+  return out;
+}
 
 std::string per_image_csv(const std::vector<ModelEvaluation>& evals) {
   check_one_task(evals);
-  std::vector<std::string> header = {"model", "image"};
+  std::vector<std::string> header = {"model", "method", "image"};
   for (const std::string& n : metric_names(evals[0].channels)) header.push_back(n);
   std::string out = rp::csv_row(header);
-  for (const ModelEvaluation& ev : evals)
+  for (const ModelEvaluation& ev : with_baselines(evals))
     for (const ImageScores& s : ev.images) {
-      std::vector<std::string> row = {ev.source.label, s.name};
+      std::vector<std::string> row = {ev.source.label, ev.method, s.name};
       for (const auto& [name, v] : image_metrics(s, ev.channels)) row.push_back(csv_number(v));
       out += rp::csv_row(row);
     }
@@ -596,22 +685,28 @@ std::string per_image_csv(const std::vector<ModelEvaluation>& evals) {
 std::string summary_csv(const std::vector<ModelEvaluation>& evals) {
   check_one_task(evals);
   const std::vector<std::string> names = metric_names(evals[0].channels);
-  std::vector<std::string> header = {"model", "task", "network", "width",  "loss",          "checkpoint",
-                                     "step",  "size", "seed",    "images", "skipped_values"};
+  std::vector<std::string> header = {"model",      "method", "task", "network", "width",  "loss",
+                                     "checkpoint", "step",   "size", "seed",    "images", "skipped_values"};
   for (const std::string& n : names) {
     header.push_back(n + "_mean");
     header.push_back(n + "_sd");
   }
   std::string out = rp::csv_row(header);
-  for (const ModelEvaluation& ev : evals) {
+  for (const ModelEvaluation& ev : with_baselines(evals)) {
     const std::map<std::string, Stat> st = summarize(ev);
     int64_t skipped = 0;
     for (const auto& [name, s] : st) skipped += s.skipped;
-    std::vector<std::string> row = {ev.source.label,         ev.config.task,
-                                    ev.config.model,         format_number(ev.config.width),
-                                    ev.config.loss,          ev.source.checkpoint,
-                                    std::to_string(ev.step), std::to_string(ev.size),
-                                    std::to_string(ev.seed), std::to_string(ev.images.size()),
+    std::vector<std::string> row = {ev.source.label,
+                                    ev.method,
+                                    ev.config.task,
+                                    ev.config.model,
+                                    format_number(ev.config.width),
+                                    ev.config.loss,
+                                    ev.source.checkpoint,
+                                    std::to_string(ev.step),
+                                    std::to_string(ev.size),
+                                    std::to_string(ev.seed),
+                                    std::to_string(ev.images.size()),
                                     std::to_string(skipped)};
     for (const std::string& n : names) {
       row.push_back(csv_number(st.at(n).mean));
@@ -636,15 +731,13 @@ std::string summary_text(const std::vector<ModelEvaluation>& evals) {
                                                               {"ssim_damaged", "SSIM damaged B"},
                                                               {"ssim_restored", "SSIM restored B"},
                                                               {"ssim_clean_in", "SSIM clean in"}};
-  size_t label_w = 5;
-  for (const ModelEvaluation& ev : evals) label_w = std::max(label_w, ev.source.label.size());
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header = {"model", "images"};
   for (const auto& c : cols) header.push_back(c.second);
   rows.push_back(header);
-  for (const ModelEvaluation& ev : evals) {
+  for (const ModelEvaluation& ev : with_baselines(evals)) {
     const std::map<std::string, Stat> st = summarize(ev);
-    std::vector<std::string> row = {ev.source.label, std::to_string(ev.images.size())};
+    std::vector<std::string> row = {row_label(ev), std::to_string(ev.images.size())};
     for (const auto& c : cols) row.push_back(pm(st.at(c.first), digits_of(c.first)));
     rows.push_back(row);
   }
@@ -664,6 +757,7 @@ std::string summary_text(const std::vector<ModelEvaluation>& evals) {
     }
     out += "\n";
   }
+  for (const ModelEvaluation& ev : evals) out += baseline_verdicts(ev);
   return out;
 }
 
@@ -903,6 +997,32 @@ std::string eval_report_html(const std::vector<ModelEvaluation>& evals, const Ev
       page.note(std::to_string(skipped) +
                 " score(s) were not finite (PSNR is infinite for an image that is exactly "
                 "the target) and are left out of the means and SDs; per_image.csv has them.");
+  }
+  {
+    page.heading("Against classical baselines");
+    page.paragraph(
+        "Each model beside three restorations that need no training, scored on the same images: identity (the "
+        "damaged input, unchanged), median3x3 (a 3x3 median filter of the input) and inpaint (the model's own "
+        "predicted damage mask, thresholded at 0.5 and dilated by one pixel, filled by diffusion from the pixels "
+        "around it). A model earns its training only where it beats all three.");
+    rp::Table t;
+    t.caption = "SSIM of each method (mean ± SD); 'clean in' is the method applied to the undamaged image";
+    t.header = {"model", "method", "SSIM restored", "SSIM clean in", "PSNR restored", "PSNR clean in"};
+    for (const ModelEvaluation& ev : with_baselines(evals)) {
+      const std::map<std::string, Stat> st = summarize(ev);
+      t.rows.push_back({ev.source.label, ev.method, pm(st.at("ssim_restored"), 4), pm(st.at("ssim_clean_in"), 4),
+                        pm(st.at("psnr_restored"), 2), pm(st.at("psnr_clean_in"), 2)});
+    }
+    page.table(t);
+    rp::Table v;
+    v.caption = "Does the model beat each baseline? (SSIM on the damaged images; the difference is per image)";
+    v.header = {"model", "baseline", "verdict", "SSIM model", "SSIM baseline", "difference", "model better on"};
+    for (const ModelEvaluation& ev : evals)
+      for (const BaselineComparison& c : compare_with_baselines(ev))
+        v.rows.push_back({ev.source.label, c.baseline, c.beats() ? "beats it" : "does not beat it",
+                          rp::fixed(c.model_ssim.mean, 4), rp::fixed(c.baseline_ssim.mean, 4), pm(c.difference, 4),
+                          std::to_string(c.model_better) + " of " + std::to_string(c.images)});
+    page.table(v);
   }
   if (dust) {
     rp::Table t;

@@ -7,6 +7,13 @@
 //             the dissertation's second column of Table 5.4)
 // each as SSIM and PSNR, whole and per channel (data/metrics.h: scikit-image's definitions, data range 1,
 // Gaussian window sigma 1.5), and dSSIM = SSIM(restored) - SSIM(damaged), the dissertation's improvement.
+// Beside every model, three classical baselines are scored the same way (restored: on the damaged image; clean
+// in: on the clean image), as the rows of method identity, median3x3 and inpaint in every table:
+//   identity   the input itself (restored = damaged; clean in is perfect by definition)
+//   median3x3  data/median.h on the input
+//   inpaint    data/inpaint.h: the model's own predicted mask (RestorationModel::predict_mask on that input),
+//              thresholded at 0.5 and dilated by 1 pixel (hole_from_mask), filled by diffusion. It separates
+//              finding the damage (the model's mask) from restoring what lies under it (the model vs the fill).
 //   task dust:      images are RGB; channels R, G, B.
 //   task negative:  only the blue channel is scored (the cross-channel paper's Table 1): the damaged blue, the
 //                   restored blue B'' and, for clean_in, the prediction from (R, G, B_clean); one channel, B.
@@ -58,9 +65,17 @@ struct Scores {
   std::vector<double> ssim_channels, psnr_channels;  // one per scored channel
 };
 
+// A baseline's scores on one image: on the damaged input and on the clean image.
+struct BaselineScores {
+  Scores restored, clean_in;
+};
+inline constexpr const char* kBaselineNames[] = {"identity", "median3x3", "inpaint"};
+inline constexpr int kBaselines = 3;
+
 struct ImageScores {
   std::string name;  // the image's path relative to the data root
   Scores damaged, restored, clean_in;
+  BaselineScores baselines[kBaselines];  // in kBaselineNames' order
   double delta_ssim() const { return restored.ssim - damaged.ssim; }
   double delta_psnr() const { return restored.psnr - damaged.psnr; }
 };
@@ -76,6 +91,7 @@ struct Example {
 inline constexpr double kDifferenceGain = 4.0;
 
 struct ModelEvaluation {
+  std::string method = "network";  // or a baseline's name (baseline_evaluation)
   EvalSource source;
   ModelConfig config;
   int64_t step = 0;  // the checkpoint's training step
@@ -136,7 +152,23 @@ const PaperFigure* paper_figure(const ModelConfig& config);
 // All rows of the paper's table for a task ("dust" or "negative").
 const std::vector<PaperFigure>& paper_table(const std::string& task);
 
-// Outputs, built from the evaluations of one report (all of the same task).
+// The evaluation of baseline b (an index into kBaselineNames) on the same images: restored and clean_in are the
+// baseline's, method its name, no examples.
+ModelEvaluation baseline_evaluation(const ModelEvaluation& ev, int b);
+
+// How a model compares with a baseline over the test images, on SSIM of the damaged images.
+struct BaselineComparison {
+  std::string baseline;
+  Stat model_ssim, baseline_ssim;  // SSIM restored of each
+  Stat difference;                 // per image: model - baseline
+  int64_t model_better = 0, images = 0;
+  bool beats() const { return difference.n > 0 && difference.mean > 0; }
+};
+std::vector<BaselineComparison> compare_with_baselines(const ModelEvaluation& ev);
+
+// Outputs, built from the evaluations of one report (all of the same task). The CSVs have a column "method":
+// "network" for a model's own row, a baseline's name for the baseline rows that follow it (model = the model whose
+// test images and mask the baseline used).
 std::string per_image_csv(const std::vector<ModelEvaluation>& evals);
 std::string summary_csv(const std::vector<ModelEvaluation>& evals);
 std::string summary_text(const std::vector<ModelEvaluation>& evals);  // the table printed on the terminal

@@ -49,10 +49,11 @@ struct Preset {
 
   std::string optimizer = "adamw";  // "adamw" (decoupled weight decay) or "adam" (L2 weight decay)
   double weight_decay = 1e-3;
-  std::string schedule = "one_cycle";  // "one_cycle" or "constant"
-  bool augment = true;                 // augment train and validation samples (data/augment.h)
-  int64_t samples_per_image = 1;       // crops per photo per epoch
-  double load_scale = 1.0;             // TrainOptions::load_scale
+  std::string schedule = "one_cycle";                  // "one_cycle" or "constant"
+  bool augment = true;                                 // augment train and validation samples (data/augment.h)
+  int64_t samples_per_image = 1;                       // crops per photo per epoch
+  double load_scale = 1.0;                             // TrainOptions::load_scale
+  int64_t damage_frame_min = 0, damage_frame_max = 0;  // TrainOptions::damage_frame_min/max
 };
 
 // The presets, in the order --help lists them.

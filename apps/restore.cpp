@@ -275,9 +275,11 @@ Tensor Restorer::run_network(const Tensor& rgb, bool with_mask, int64_t* tiles) 
   const data::TileFunction fn = [&model, device, out_c, with_mask](const Tensor& tile) -> Tensor {
     NoGradGuard no_grad;
     const Tensor x = tile.unsqueeze(0).to(device);
-    Tensor pred = model.predict(Variable(x)).data().squeeze(0);
-    if (!with_mask) return pred.to(Device::cpu());
-    const Tensor mask = model.predict_mask(x).squeeze(0);
+    if (!with_mask) return model.predict(Variable(x)).data().squeeze(0).to(Device::cpu());
+    // One forward for both where the network predicts its mask.
+    const RestorationModel::PredictionAndMask pm = model.predict_and_mask(x);
+    const Tensor pred = pm.prediction.squeeze(0);
+    const Tensor mask = pm.mask.squeeze(0);
     Tensor both = Tensor::empty({out_c + 1, tile.size(1), tile.size(2)});
     both.narrow(0, 0, out_c).copy_(pred.to(Device::cpu()));
     both.narrow(0, out_c, 1).copy_(mask.to(Device::cpu()));

@@ -48,7 +48,7 @@ std::string join(const char* const (&list)[N]) {
 std::string ModelConfig::to_json() const {
   return "{\"task\":" + json_quote(task) + ",\"model\":" + json_quote(model) + ",\"width\":" + json_number(width) +
          ",\"loss\":" + json_quote(loss) + ",\"vgg_weights\":" + json_quote(vgg_weights) +
-         ",\"encoder_weights\":" + json_quote(encoder_weights) + "}";
+         ",\"encoder_weights\":" + json_quote(encoder_weights) + ",\"gated\":" + (gated ? "true" : "false") + "}";
 }
 
 ModelConfig ModelConfig::from_json(const std::string& json) {
@@ -75,6 +75,10 @@ ModelConfig ModelConfig::from_json(const std::string& json) {
   text("loss", c.loss, false);
   text("vgg_weights", c.vgg_weights, false);
   text("encoder_weights", c.encoder_weights, false);
+  if (const Json* g = root.find("gated")) {  // absent in files written before the gate: ungated
+    FG_CHECK(g->kind == Json::BOOL, "the model description's \"gated\" is not true or false");
+    c.gated = g->boolean;
+  }
   if (const Json* w = root.find("width")) {
     FG_CHECK(w->kind == Json::NUMBER, "the model description's \"width\" is not a number");
     c.width = std::strtod(w->text.c_str(), nullptr);
@@ -101,6 +105,10 @@ void ModelConfig::validate() const {
     throw Error("unknown task '" + task + "'; the tasks are dust (RGB dust and scratches) and negative (the blue "
                 "channel of old negatives)");
   }
+  FG_CHECK(!gated || models::model_can_be_gated(model),
+           "the model '" << model
+                         << "' has no gated form (a damage mask beside the image); gated needs "
+                            "dynamic_unet (dust) or cross_channel (negative)");
 }
 
 // ---- RestorationModel ----
@@ -129,7 +137,7 @@ struct RestorationModel::Impl {
 RestorationModel::RestorationModel(const ModelConfig& config, Generator& gen, bool build_loss)
     : config_(config), impl_(std::make_unique<Impl>()) {
   config_.validate();
-  module_ = models::create_model(config_.model, gen, config_.width);
+  module_ = models::create_model(config_.model, gen, config_.width, config_.gated);
   impl_->cross = dynamic_cast<models::CrossChannelNet*>(module_.get());
   impl_->unet = dynamic_cast<models::DynamicUNet*>(module_.get());
   const models::ModelSpec* spec = models::find_model(config_.model);
@@ -184,25 +192,66 @@ void RestorationModel::set_encoder_frozen(bool frozen) {
   }
 }
 
-Variable RestorationModel::predict(const Variable& input) {
-  FG_CHECK(input.dim() == 4 && input.size(1) == 3,
-           "the restoration networks take (N, 3, H, W) images, got " << shape_str(input.shape()));
+void RestorationModel::check_input(const Shape& shape) const {
+  FG_CHECK(shape.size() == 4 && shape[1] == 3,
+           "the restoration networks take (N, 3, H, W) images, got " << shape_str(shape));
   const int64_t m = size_multiple();
-  FG_CHECK(input.size(2) % m == 0 && input.size(3) % m == 0,
-           config_.model << " needs H and W to be multiples of " << m << ", got " << input.size(2) << " x "
-                         << input.size(3));
+  FG_CHECK(shape[2] % m == 0 && shape[3] % m == 0,
+           config_.model << " needs H and W to be multiples of " << m << ", got " << shape[2] << " x " << shape[3]);
+}
+
+Variable RestorationModel::predict(const Variable& input) {
+  check_input(input.shape());
   if (impl_->cross) return impl_->cross->forward_all(input).b_final;
   if (impl_->imagenet) return impl_->denormalize((*module_)(impl_->normalize(input)));
   return (*module_)(input);
+}
+
+bool RestorationModel::predicts_mask() const {
+  return config_.gated || (impl_->cross && impl_->cross->variant() == models::CrossChannelVariant::FULL);
 }
 
 Tensor RestorationModel::predict_mask(const Tensor& input) {
   NoGradGuard no_grad;
   const Variable x(input);
   if (impl_->cross && impl_->cross->variant() == models::CrossChannelVariant::FULL)
-    return sigmoid(impl_->cross->forward_all(x).mask_logits).data().to(Device::cpu()).contiguous();
-  const Tensor pred = predict(x).data().to(Device::cpu()).to(DType::F32).contiguous();
+    return sigmoid(impl_->cross->forward_all(x).mask_logits).data().to(Device::cpu()).to(DType::F32).contiguous();
+  if (impl_->unet && config_.gated) {
+    // The mask does not depend on the normalisation's affine map, but the network's input must be normalised.
+    const Variable logits = impl_->unet->forward_gated(impl_->normalize(x)).mask_logits;
+    return sigmoid(logits).data().to(Device::cpu()).to(DType::F32).contiguous();
+  }
+  return change_mask(input, predict(x).data());
+}
+
+RestorationModel::PredictionAndMask RestorationModel::predict_and_mask(const Tensor& input) {
+  NoGradGuard no_grad;
+  const Variable x(input);
+  PredictionAndMask out;
+  if (impl_->cross && impl_->cross->variant() == models::CrossChannelVariant::FULL) {
+    check_input(input.shape());
+    const models::CrossChannelOutput o = impl_->cross->forward_all(x);
+    out.prediction = o.b_final.data();
+    out.mask = sigmoid(o.mask_logits).data().to(Device::cpu()).to(DType::F32).contiguous();
+  } else if (impl_->unet && config_.gated) {
+    check_input(input.shape());
+    const models::GatedOutput o = impl_->unet->forward_gated(impl_->normalize(x));
+    out.prediction = impl_->denormalize(o.output).data();
+    out.mask = sigmoid(o.mask_logits).data().to(Device::cpu()).to(DType::F32).contiguous();
+  } else {
+    out.prediction = predict(x).data();
+    out.mask = change_mask(input, out.prediction);
+  }
+  return out;
+}
+
+Tensor RestorationModel::change_mask(const Tensor& input, const Tensor& prediction) {
+  const Tensor pred = prediction.to(Device::cpu()).to(DType::F32).contiguous();
   const Tensor in = input.to(Device::cpu()).to(DType::F32).contiguous();
+  FG_CHECK(in.dim() == 4 && in.size(1) == 3 && pred.dim() == 4 && pred.size(0) == in.size(0) &&
+               (pred.size(1) == 3 || pred.size(1) == 1) && pred.size(2) == in.size(2) && pred.size(3) == in.size(3),
+           "change_mask: expected input (N, 3, H, W) and a prediction (N, 3 or 1, H, W), got "
+               << shape_str(in.shape()) << " and " << shape_str(pred.shape()));
   const int64_t N = in.size(0), H = in.size(2), W = in.size(3), plane = H * W;
   const int64_t pc = pred.size(1);
   Tensor mask = Tensor::empty({N, 1, H, W});
@@ -243,7 +292,16 @@ LossValue RestorationModel::loss(const data::Batch& batch) {
   // dissertation trains it), so the perceptual loss's VGG sees what its ImageNet weights expect.
   const Variable x = impl_->imagenet ? impl_->normalize(input) : input;
   const Variable y = impl_->imagenet ? impl_->normalize(target) : target;
-  const Variable pred = (*module_)(x);
+  Variable pred, mask_logits;
+  if (config_.gated) {
+    FG_CHECK(impl_->unet != nullptr, "a gated dust model must be a dynamic_unet");
+    FG_CHECK(batch.mask.defined(), "a gated model trains its mask against the true damage mask; the batch has none");
+    const models::GatedOutput o = impl_->unet->forward_gated(x);
+    pred = o.output;
+    mask_logits = o.mask_logits;
+  } else {
+    pred = (*module_)(x);
+  }
   const std::string& loss = config_.loss;
   if (loss == "mse") {
     out.total = mse_loss(pred, y);
@@ -265,6 +323,11 @@ LossValue RestorationModel::loss(const data::Batch& batch) {
     out.total = t.total;
   }
   out.terms[loss] = out.total.item();
+  if (mask_logits.defined()) {
+    const Variable bce = bce_with_logits(mask_logits, Variable(batch.mask.to(device).to(mask_logits.dtype())));
+    out.terms["bce_mask"] = bce.item();
+    out.total = add(out.total, bce);
+  }
   out.terms["total"] = out.total.item();
   return out;
 }

@@ -9,6 +9,11 @@
 //   task "negative"  (SPEC A) model cross_channel, cross_channel_no_mask or cross_channel_plain; input
 //                    (R, G, B_damaged), output the restored blue channel; loss "cross_channel" (BCE on the mask
 //                    + MSE(B') + MSE(B''), the terms each variant has).
+//   gated            (dynamic_unet, cross_channel) the network also predicts a damage mask m and its output is
+//                    m * image + (1 - m) * input (models/gate.h): the input is kept where no damage is predicted.
+//                    The loss adds "bce_mask", BCE with logits against the true damage mask (the dust alpha;
+//                    the negatives' M), to the image loss computed on the gated output (the cross-channel loss
+//                    already has the BCE term; its MSE(B'') is then on the gated B'').
 //
 // Predictions are returned in image space ([0, 1] for a good model; not clamped: callers clamp when writing).
 #pragma once
@@ -32,6 +37,7 @@ struct ModelConfig {
   std::string loss = "mse";
   std::string vgg_weights;      // perceptual losses: a torchvision vgg16_bn state dict (safetensors) or "random"
   std::string encoder_weights;  // dynamic_unet: a torchvision resnet34 state dict to start from ("" = scratch)
+  bool gated = false;           // dynamic_unet, cross_channel: the damage-mask head and gate (above)
 
   // One line of JSON with every field (what a checkpoint's metadata "config" holds); from_json reads it back and
   // checks it (fg::Error naming the bad field). Unknown fields are ignored (newer files still load).
@@ -42,8 +48,8 @@ struct ModelConfig {
 };
 
 struct LossValue {
-  Variable total;                        // what backward() is called on
-  std::map<std::string, double> terms;   // named terms for logs ("mse", "bce_mask", "content", ...), incl. "total"
+  Variable total;                       // what backward() is called on
+  std::map<std::string, double> terms;  // named terms for logs ("mse", "bce_mask", "content", ...), incl. "total"
 };
 
 class RestorationModel {
@@ -56,12 +62,12 @@ class RestorationModel {
 
   const ModelConfig& config() const { return config_; }
   data::Task task() const;
-  nn::Module& module() { return *module_; }       // the trained network (what checkpoints hold)
+  nn::Module& module() { return *module_; }  // the trained network (what checkpoints hold)
   std::shared_ptr<nn::Module> module_ptr() { return module_; }
   // Moves the network and the loss network to `device` (gradients are dropped).
   void to(Device device);
-  int64_t size_multiple() const;   // H and W of inputs must be multiples of this (32, 16 or 4)
-  int64_t out_channels() const;    // 3 (dust) or 1 (negative)
+  int64_t size_multiple() const;  // H and W of inputs must be multiples of this (32, 16 or 4)
+  int64_t out_channels() const;   // 3 (dust) or 1 (negative)
 
   // Freezes what the model starts training with frozen (the Dynamic U-Net's encoder except its BatchNorms), or
   // unfreezes everything. A no-op for models without an encoder.
@@ -70,14 +76,30 @@ class RestorationModel {
 
   // input: (N, 3, H, W) in [0, 1] -> the prediction in image space: (N, 3, H, W) dust, (N, 1, H, W) negative.
   Variable predict(const Variable& input);
-  // The predicted damage mask (N, 1, H, W) in [0, 1]: sigmoid of the mask net for the full cross-channel network;
-  // otherwise |prediction - input| (largest over channels; negative: the blue channel), scaled by 4 and clamped.
+  // The predicted damage mask (N, 1, H, W) in [0, 1]: sigmoid of the mask logits for gated networks and the full
+  // cross-channel network; otherwise |prediction - input| (largest over channels; negative: the blue channel),
+  // scaled by 4 and clamped.
   Tensor predict_mask(const Tensor& input);
+  // The change mask of a prediction: |prediction - input| (largest over the channels; a 1-channel prediction is
+  // compared with the blue channel), x4, clamped to 1. input (N, 3, H, W), prediction (N, 3 or 1, H, W), any
+  // device -> (N, 1, H, W) f32 CPU.
+  static Tensor change_mask(const Tensor& input, const Tensor& prediction);
+  // The prediction and the mask at once (no gradients): one forward for the models that predict a mask, the
+  // prediction and its change_mask otherwise. prediction as predict() returns it (on the network's device),
+  // mask (N, 1, H, W) f32 CPU as predict_mask.
+  struct PredictionAndMask {
+    Tensor prediction, mask;
+  };
+  PredictionAndMask predict_and_mask(const Tensor& input);
+  // Whether predict_mask is a mask the network predicts (gated, full cross-channel) rather than its change.
+  bool predicts_mask() const;
 
   // Forward and loss of a batch (data/dataset.h); in the network's current train/eval mode.
   LossValue loss(const data::Batch& batch);
 
  private:
+  void check_input(const Shape& shape) const;  // (N, 3, H, W), H and W multiples of size_multiple()
+
   ModelConfig config_;
   std::shared_ptr<nn::Module> module_;
   std::shared_ptr<models::PerceptualLoss> perceptual_;
@@ -88,7 +110,6 @@ class RestorationModel {
 // Builds the model a checkpoint describes and loads its weights (nn/checkpoint.h), for inference: no loss network,
 // and the encoder_weights / vgg_weights files named in its config are not read again. Throws fg::Error naming the
 // file when it is not a filmgrad checkpoint or its config does not build. `step`: the checkpoint's step.
-std::unique_ptr<RestorationModel> load_restoration_model(const std::string& checkpoint_path,
-                                                         int64_t* step = nullptr);
+std::unique_ptr<RestorationModel> load_restoration_model(const std::string& checkpoint_path, int64_t* step = nullptr);
 
 }  // namespace fg::apps

@@ -306,7 +306,8 @@ std::string TrainOptions::to_json() const {
          ",\"model\":" + model.to_json() + ",\"stages\":" + stages_json + ",\"optimizer\":" + json_quote(optimizer) +
          ",\"weight_decay\":" + json_number(weight_decay) + ",\"schedule\":" + json_quote(schedule) +
          ",\"augment\":" + (augment ? "true" : "false") +
-         ",\"samples_per_image\":" + std::to_string(samples_per_image) + ",\"load_scale\":" + json_number(load_scale) + ",\"overlay_dir\":" + json_quote(overlay_dir) +
+         ",\"samples_per_image\":" + std::to_string(samples_per_image) + ",\"load_scale\":" + json_number(load_scale) + ",\"damage_frame_min\":" + std::to_string(damage_frame_min) +
+         ",\"damage_frame_max\":" + std::to_string(damage_frame_max) + ",\"overlay_dir\":" + json_quote(overlay_dir) +
          ",\"seed\":" + std::to_string(seed) + ",\"precision\":" + json_quote(precision) +
          ",\"device\":" + json_quote(device) + ",\"workers\":" + std::to_string(workers) +
          ",\"checkpoint_every\":" + std::to_string(checkpoint_every) + ",\"log_format\":" + json_quote(log_format) +
@@ -344,6 +345,8 @@ TrainOptions TrainOptions::from_json(const std::string& json) {
   r.boolean("augment", o.augment);
   r.integer("samples_per_image", o.samples_per_image);
   r.number("load_scale", o.load_scale);
+  r.integer("damage_frame_min", o.damage_frame_min);  // absent in runs started before it: 0, the rendering
+  r.integer("damage_frame_max", o.damage_frame_max);
   r.text("overlay_dir", o.overlay_dir);
   r.integer("seed", o.seed);
   r.text("precision", o.precision);
@@ -382,6 +385,10 @@ void TrainOptions::validate() const {
   FG_CHECK(samples_per_image >= 1, "samples per image must be at least 1, got " << samples_per_image);
   FG_CHECK(std::isfinite(load_scale) && load_scale >= 1 && load_scale <= 16,
            "the load scale must be between 1 and 16, got " << load_scale);
+  FG_CHECK(damage_frame_min >= 0 && damage_frame_max >= damage_frame_min &&
+               (damage_frame_min > 0) == (damage_frame_max > 0),
+           "the damage frame must be 0 or a range of positive pixel sizes min <= max, got " << damage_frame_min
+                                                                                           << " to " << damage_frame_max);
   FG_CHECK(one_of(precision, {"f32", "f16", "bf16"}), "unknown precision '" << precision << "'; use f32, f16 or bf16");
   FG_CHECK(workers >= 0, "the number of loader workers cannot be negative");
   FG_CHECK(checkpoint_every >= 0, "--checkpoint-every cannot be negative");
@@ -691,7 +698,8 @@ struct Trainer::Impl {
 
     if (resume) {
       const nn::CheckpointInfo info = nn::read_checkpoint_info(last);
-      FG_CHECK(info.config == opt.model.to_json(),
+      // Compared as read back, so a checkpoint written before a field existed (gated) still resumes.
+      FG_CHECK(ModelConfig::from_json(info.config).to_json() == opt.model.to_json(),
                "'" << last << "' holds another model (" << info.config << "); resume it with its own options");
       const auto stored = info.extra.find("train_options");
       FG_CHECK(stored != info.extra.end(), "'" << last << "' has no training options; it cannot be resumed");
@@ -726,6 +734,8 @@ struct Trainer::Impl {
     d.seed = opt.seed;
     d.samples_per_image = opt.samples_per_image;
     d.load_size = opt.load_scale > 1 ? int64_t(std::llround(double(s.size) * opt.load_scale)) : 0;
+    d.damage_frame_min = opt.damage_frame_min;
+    d.damage_frame_max = opt.damage_frame_max;
     d.overlay_dir = opt.overlay_dir;
     d.augment = opt.augment;
     d.train = true;
@@ -1076,7 +1086,9 @@ struct Trainer::Impl {
     os << "data: " << opt.data_dir << ": " << split.train.size() + split.validation.size() + split.test.size()
        << " images (train " << split.train.size() << ", validation " << split.validation.size() << ", test "
        << split.test.size() << "); split in " << split_dir << "/{train,validation,test}.csv\n";
-    os << "model: " << opt.model.model << " (width " << fmt("%g", opt.model.width) << "), task " << opt.model.task
+    os << "model: " << opt.model.model << " (width " << fmt("%g", opt.model.width)
+       << (opt.model.gated ? ", gated: the input kept where no damage is predicted" : "") << "), task "
+       << opt.model.task
        << ", loss " << opt.model.loss << ", " << with_thousands(net.num_parameters()) << " parameters, "
        << (opt.model.encoder_weights.empty() ? "weights from seed " + std::to_string(opt.seed)
                                              : "encoder from " + opt.model.encoder_weights)

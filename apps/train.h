@@ -52,6 +52,9 @@ struct TrainOptions {
   // Images are resized to a shorter side of load_scale x the stage's size before the random crop (1: the whole
   // image shrunk to the size, as the dissertation trains; 2: crops of a twice-larger rendering, finer detail).
   double load_scale = 1.0;
+  // The frame dust is sized for (data::DatasetOptions::damage_frame_min/max): 0, 0 the rendering the crop comes
+  // from; a range: drawn per sample, log-uniformly.
+  int64_t damage_frame_min = 0, damage_frame_max = 0;
   std::string overlay_dir;  // dust overlays from a folder instead of the generator ("": the generator)
   uint64_t seed = 0;
   std::string precision = "f32";  // "f32", or "f16"/"bf16": mixed precision (CUDA), f32 master weights

@@ -15,13 +15,14 @@
 //    the expression (and exactly I where M = 0, exactly N where M = 1).
 //
 // 2. Dust and scratches (SPEC B "dustify"; seeds/004). An overlay is two planes (alpha, value), both (H, W) in
-//    [0, 1]: where alpha is 1 the pixel becomes `value` on every channel; damaged = (1 - alpha) * clean + alpha * value.
-//    The procedural generator draws, at the overlay's own resolution: dust specks of varied size and softness (many
-//    small, few large), hairs and fibres (thin smooth random curves), long thin near-vertical scratches, and
+//    [0, 1]: where alpha is 1 the pixel becomes `value` on every channel; damaged = (1 - alpha) * clean + alpha *
+//    value. The procedural generator draws, at the overlay's own resolution: dust specks of varied size and softness
+//    (many small, few large), hairs and fibres (thin smooth random curves), long thin near-vertical scratches, and
 //    blotches (irregular soft stains); each element light or dark. Each image gets two overlays (SPEC: "two random
 //    patches"), each cropped from a larger generated sheet, warped, and inverted with probability 0.5, then
 //    blended in turn. The pattern differs per resolution: the sheet is drawn from (seed, image size, index) so
-//    that the 64, 128 and 256 px stages of progressive resizing see different dust.
+//    that the 64, 128 and 256 px stages of progressive resizing see different dust. Sizes follow the frame (the
+//    whole picture an image or crop belongs to; DustSynthesizer::apply's frame_short_side), not the crop.
 //    An overlay folder replaces the generator: each image there is dust on a dark background (alpha = its
 //    luminance, value 1), or, when it has an alpha channel, alpha = that channel and value = its luminance.
 //    Blends are computed in f32 as std::fma(alpha, value, (1 - alpha) * clean), like the negatives' O.
@@ -74,7 +75,7 @@ struct DustOptions {
   int overlays_per_image = 2;
   double density = 1.0;  // scales the number of specks, hairs, scratches and blotches
   double p_invert = 0.5;
-  double p_dark = 0.5;   // the share of elements drawn dark rather than light (before any inversion)
+  double p_dark = 0.5;  // the share of elements drawn dark rather than light (before any inversion)
   double warp_magnitude = 0.25;
   double sheet_scale = 2.0;  // the generated sheet is this many times the image's size; overlays are crops of it
                              // (a folder image is scaled so its shorter side is this many times the longer side)
@@ -113,10 +114,16 @@ class DustSynthesizer {
   // Overlay k (k = 0 .. overlays_per_image - 1) comes from the sheet seeded by mix(pattern_seed, H, W, k): the
   // procedural sheet's content, or, with a folder, which of its images is used. Where the patch lies in the sheet,
   // its warp and flips, and the inversion are drawn from gen.
-  DustDamage apply(const Tensor& clean, uint64_t pattern_seed, Generator& gen) const;
+  // frame_short_side: the shorter side, in pixels, of the whole picture this image is part of (0: the image's own).
+  // Procedural dust is sized relative to the frame, as dust on film is a fixed fraction of the frame: a crop of a
+  // 512 px rendering gets specks, hairs and scratches of the pixel sizes the whole 512 px image would get, not
+  // ones shrunk to the crop (element sizes in units of frame_short_side / 256 pixels; counts per area of the crop
+  // itself). Overlay folders are not rescaled by it (their sheets already follow the image).
+  DustDamage apply(const Tensor& clean, uint64_t pattern_seed, Generator& gen, double frame_short_side = 0) const;
   // The overlays apply blends, in order, for an H x W image (the same draws: from the same gen state, apply
   // blends exactly these, with blend_overlay's formula, and its mask is 1 - prod over k of (1 - alpha_k)).
-  std::vector<Overlay> draw_overlays(int64_t H, int64_t W, uint64_t pattern_seed, Generator& gen) const;
+  std::vector<Overlay> draw_overlays(int64_t H, int64_t W, uint64_t pattern_seed, Generator& gen,
+                                     double frame_short_side = 0) const;
   const DustOptions& options() const { return options_; }
 
  private:

@@ -5,8 +5,10 @@
 // resampled, so bilinear sampling at the edge of a light speck does not mix in the undefined value of empty
 // pixels (which would leave a dark fringe). The value is divided out at the end.
 //
-// Sizes are in units of a 256-px image (`unit` = the image's shorter side / 256 pixels), so a 64 px and a 256 px
-// image see the same dust at their own scale, and element counts are per 256x256 units of area. A sheet is
+// Sizes are in units of a 256-px frame (`unit` = the frame's shorter side / 256 pixels; the frame is the image
+// itself unless a caller says it is a crop of a larger one), so a 64 px and a 256 px image see the same dust at
+// their own scale, a 64 px crop of a 256 px image the dust of the 256 px image, and element counts are per
+// 256x256 units of area. A sheet is
 // conceptually sheet_scale x the image, but only the window that the warped patch reads is rasterised: every
 // element's parameters are still drawn (the random stream does not depend on the window), only pixels outside
 // the window are skipped. That keeps a 256 px damage at a few milliseconds whatever the sheet scale.
@@ -561,10 +563,14 @@ DustSynthesizer::DustSynthesizer(const DustOptions& options, const std::string& 
 
 DustSynthesizer::~DustSynthesizer() = default;
 
-std::vector<Overlay> DustSynthesizer::draw_overlays(int64_t H, int64_t W, uint64_t pattern_seed, Generator& gen) const {
+std::vector<Overlay> DustSynthesizer::draw_overlays(int64_t H, int64_t W, uint64_t pattern_seed, Generator& gen,
+                                                    double frame_short_side) const {
   check_size(H, W, "dust");
+  FG_CHECK(std::isfinite(frame_short_side) && frame_short_side >= 0,
+           "dust: the frame's shorter side must be 0 (the image's own) or a positive number of pixels, got "
+               << frame_short_side);
   Draws d(gen);
-  const double unit = double(std::min(H, W)) / 256.0;
+  const double unit = (frame_short_side > 0 ? frame_short_side : double(std::min(H, W))) / 256.0;
   std::vector<Overlay> out;
   for (int k = 0; k < options_.overlays_per_image; ++k) {
     Generator sheet_gen(detail::mix4(pattern_seed, uint64_t(H), uint64_t(W), uint64_t(k)));
@@ -587,10 +593,11 @@ std::vector<Overlay> DustSynthesizer::draw_overlays(int64_t H, int64_t W, uint64
   return out;
 }
 
-DustDamage DustSynthesizer::apply(const Tensor& clean, uint64_t pattern_seed, Generator& gen) const {
+DustDamage DustSynthesizer::apply(const Tensor& clean, uint64_t pattern_seed, Generator& gen,
+                                  double frame_short_side) const {
   const Tensor x = prepare_clean(clean, "dust");
   const int64_t C = x.size(0), H = x.size(1), W = x.size(2), n = H * W;
-  const std::vector<Overlay> overlays = draw_overlays(H, W, pattern_seed, gen);
+  const std::vector<Overlay> overlays = draw_overlays(H, W, pattern_seed, gen, frame_short_side);
   DustDamage out;
   out.damaged = x.clone();
   out.mask = Tensor::empty({1, H, W});

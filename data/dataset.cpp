@@ -303,6 +303,11 @@ RestorationDataset::RestorationDataset(std::string root, std::vector<std::string
   FG_CHECK(options_.load_size == 0 || options_.load_size >= options_.size,
            "the load size (the shorter side images are resized to before cropping) must be 0 or at least the sample "
            "size " << options_.size << ", got " << options_.load_size);
+  FG_CHECK(options_.damage_frame_min >= 0 && options_.damage_frame_max >= options_.damage_frame_min &&
+               (options_.damage_frame_min > 0) == (options_.damage_frame_max > 0),
+           "the damage frame must be 0 (the rendering's own size) or a range of pixel sizes min <= max, both "
+           "positive, got "
+               << options_.damage_frame_min << " to " << options_.damage_frame_max);
   FG_CHECK(options_.samples_per_image >= 1, "samples per image must be at least 1, got " << options_.samples_per_image);
   FG_CHECK(options_.cache_mb >= 0, "the cache size must be 0 or more MiB, got " << options_.cache_mb);
   FG_CHECK(!(options_.task == Task::NEGATIVE && !options_.overlay_dir.empty()),
@@ -353,8 +358,14 @@ Sample RestorationDataset::get(int64_t index, int64_t epoch) const {
     clean = clean.contiguous();
     const int64_t H = clean.size(1), W = clean.size(2);
     if (options_.task == Task::DUST) {
-      const DustDamage d =
-          impl_->dust->apply(clean, mix_seed(options_.seed, e, uint64_t(index), SeedPurpose::DUST_PATTERN), gen);
+      // The frame the dust is sized for: the rendering the crop came from, unless the options name one.
+      double frame = S > 0 ? double(std::min(full.size(1), full.size(2))) : 0.0;
+      if (options_.damage_frame_min > 0) {
+        const double lo = double(options_.damage_frame_min), hi = double(options_.damage_frame_max);
+        frame = lo < hi ? std::exp(uniform(gen, std::log(lo), std::log(hi))) : lo;
+      }
+      const DustDamage d = impl_->dust->apply(
+          clean, mix_seed(options_.seed, e, uint64_t(index), SeedPurpose::DUST_PATTERN), gen, frame);
       s.input = d.damaged.contiguous();
       s.target = clean;
       s.mask = d.mask.contiguous();

@@ -21,10 +21,10 @@
 // Determinism: sample (index, epoch) draws from Generator(mix_seed(seed, epoch, index, SeedPurpose::SAMPLE))
 // (epoch taken as 0 when fixed_damage is on), so it does not depend on threads, order of requests or what was
 // drawn before. From that one stream, in this order: the crop box (random crops only), the augmentation
-// (when on), the other image for NEGATIVE PATCH content (drawn when w_patch > 0 and the list has two or more
-// images: another image of the same list, uniform, never the sample's own; passed whole, at its resized size, to
-// damage_negative), then the damage. The dust pattern seed is mix_seed(seed, epoch, index,
-// SeedPurpose::DUST_PATTERN).
+// (when on), the damage frame (DUST with damage_frame_min < damage_frame_max only), the other image for NEGATIVE
+// PATCH content (drawn when w_patch > 0 and the list has two or more images: another image of the same list,
+// uniform, never the sample's own; passed whole, at its resized size, to damage_negative), then the damage. The dust
+// pattern seed is mix_seed(seed, epoch, index, SeedPurpose::DUST_PATTERN).
 //
 // size 0 keeps every image at its own size (no resize, no crop): what `filmgrad synth --size 0` writes. Samples
 // then differ in size and batch only with others of the same size (collate checks).
@@ -81,10 +81,17 @@ std::string task_name(Task task);
 
 struct DatasetOptions {
   Task task = Task::DUST;
-  int64_t size = 64;          // S: samples are S x S (0: each image at its own size, see above)
+  int64_t size = 64;  // S: samples are S x S (0: each image at its own size, see above)
   // The shorter side images are resized to before the S x S crop: 0 means S (the whole image, shrunk, as fastai
   // and the dissertation train); larger values take crops of a larger rendering (small photo folders, the demo).
   int64_t load_size = 0;
+  // DUST: the shorter side, in pixels, of the frame the dust is sized for (DustSynthesizer::apply's
+  // frame_short_side). 0 and 0: the rendering the crop is cut from (load_size, or size; with size 0 the image
+  // itself), so a crop gets the dust of the whole rendered picture, at its pixel size, never dust shrunk to the
+  // crop. min == max > 0: that frame. min < max: drawn per sample, log-uniformly in [min, max] (from the sample's
+  // stream, after the augmentation and before the damage), so one network learns the damage of every scale of use
+  // in that range.
+  int64_t damage_frame_min = 0, damage_frame_max = 0;
   bool train = false;         // random crops (otherwise centre crops)
   bool augment = false;       // data/augment.h with `augment_options`
   bool fixed_damage = false;  // damage and crop drawn from the index alone (validation, test)

@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "models/gate.h"
+#include "nn/init.h"
 
 namespace fg::models {
 
@@ -144,14 +146,18 @@ Variable SubUNet::forward(const Variable& x) {
 
 // ---- CrossChannelNet ----
 
-CrossChannelNet::CrossChannelNet(Generator& gen, CrossChannelVariant variant, double width)
-    : Module("CrossChannelNet"), variant_(variant), width_(width) {
+CrossChannelNet::CrossChannelNet(Generator& gen, CrossChannelVariant variant, double width, bool gated)
+    : Module("CrossChannelNet"), variant_(variant), width_(width), gated_(gated) {
   check_width(width, "CrossChannelNet");
+  FG_CHECK(!gated || variant == CrossChannelVariant::FULL,
+           "CrossChannelNet: only the full network can be gated (the gate needs the mask net's prediction); the "
+               << cross_channel_variant_name(variant) << " variant has no mask net");
   switch (variant) {
     case CrossChannelVariant::FULL:
       mask_net_ = register_module("mask_net", std::make_shared<SubUNet>(gen, 3, width));
       cross_net_ = register_module("cross_net", std::make_shared<SubUNet>(gen, 2, width));
       final_net_ = register_module("final_net", std::make_shared<SubUNet>(gen, 3, width));
+      if (gated) nn::init::constant_(mask_net_->output_conv().bias().data(), kMaskPriorLogit);
       break;
     case CrossChannelVariant::NO_MASK:
       cross_net_ = register_module("cross_net", std::make_shared<SubUNet>(gen, 2, width));
@@ -181,6 +187,10 @@ CrossChannelOutput CrossChannelNet::run(const Variable& x) {
   if (variant_ == CrossChannelVariant::FULL) {
     out.mask_logits = (*mask_net_)(x);
     out.b_final = (*final_net_)(concat({sigmoid(out.mask_logits), out.b_cross, b_damaged}, 1));
+    if (gated_) {
+      out.b_ungated = out.b_final;
+      out.b_final = damage_gate(out.mask_logits, out.b_ungated, b_damaged);
+    }
   } else {
     out.b_final = (*final_net_)(concat({out.b_cross, b_damaged}, 1));
   }

@@ -93,6 +93,7 @@ class SubUNet : public nn::Module {
   int64_t in_channels() const { return in_channels_; }
   // The output channels of blocks.0 .. blocks.9 at this width (64, 128, 256, 512, 512, 512, 256, 128, 64, 32 at 1).
   const std::vector<int64_t>& block_channels() const { return channels_; }
+  nn::Conv2d& output_conv() { return *out_; }  // "out": the 1x1 conv that makes the single output channel
 
  private:
   int64_t in_channels_;
@@ -108,6 +109,7 @@ struct CrossChannelOutput {
   Variable mask_logits;  // FULL only; the mask M' = sigmoid(mask_logits)
   Variable b_cross;      // FULL and NO_MASK: B' from (R, G) alone
   Variable b_final;      // every variant: the restored blue channel B''
+  Variable b_ungated;    // gated FULL only: the final net's B'' before the gate (b_final is then the gated one)
 };
 
 // The whole network. Children:
@@ -115,22 +117,29 @@ struct CrossChannelOutput {
 //               "final_net" (M' = sigmoid(logits), B', B_damaged -> B'')
 //   NO_MASK:    "cross_net" (R, G -> B'), "final_net" (B', B_damaged -> B'')
 //   PLAIN_UNET: "unet" (R, G, B_damaged -> B)
+// Gated (FULL only; not the paper's network): b_final = damage_gate(mask_logits, final net's B'', B_damaged)
+// (models/gate.h), so the damaged blue channel is kept where the mask net predicts no damage. No parameter is added
+// (the mask net already exists), so gated and ungated networks share their weights files; the mask net's output
+// bias starts at kMaskPriorLogit instead of PyTorch's default, which changes the initial weights only when gated.
 // type_name "CrossChannelNet".
 class CrossChannelNet : public nn::Module {
  public:
-  CrossChannelNet(Generator& gen, CrossChannelVariant variant = CrossChannelVariant::FULL, double width = 1.0);
+  CrossChannelNet(Generator& gen, CrossChannelVariant variant = CrossChannelVariant::FULL, double width = 1.0,
+                  bool gated = false);
   // x: (N, 3, H, W) = (R, G, B_damaged), H and W positive multiples of 16. In training mode the bottleneck's
   // BatchNorms need more than one value per channel: N * (H/16) * (W/16) > 1.
   CrossChannelOutput forward_all(const Variable& x);
   Variable forward(const Variable& x) override;  // the restored blue channel (N, 1, H, W)
   CrossChannelVariant variant() const { return variant_; }
   double width() const { return width_; }
+  bool gated() const { return gated_; }
 
  private:
   CrossChannelOutput run(const Variable& x);
 
   CrossChannelVariant variant_;
   double width_;
+  bool gated_;
   std::shared_ptr<SubUNet> mask_net_, cross_net_, final_net_, unet_;
 };
 

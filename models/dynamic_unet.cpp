@@ -5,6 +5,7 @@
 #include <string>
 
 #include "autograd/ops.h"
+#include "models/gate.h"
 #include "nn/init.h"
 #include "tensor/error.h"
 
@@ -144,6 +145,15 @@ DynamicUNet::DynamicUNet(Generator& gen, const DynamicUNetConfig& config) : nn::
   res_ = register_module("res", std::make_shared<ResBlock>(gen, cross));
   head_ = register_module("head", fastai_conv(gen, cross, config.out_channels, 1));
   sigmoid_range_ = register_module("sigmoid_range", std::make_shared<nn::SigmoidRange>(config.y_lo, config.y_hi));
+  if (config.gated) {
+    FG_CHECK(config.out_channels == 3,
+             "DynamicUNet: the gated network blends its prediction with the RGB input, so "
+             "out_channels must be 3, got "
+                 << config.out_channels);
+    // Built last, so the ungated layers draw the same weights from gen whether or not the network is gated.
+    mask_head_ = register_module("mask_head", fastai_conv(gen, cross, 1, 1));
+    nn::init::constant_(mask_head_->bias().data(), kMaskPriorLogit);
+  }
 }
 
 UnetBlock& DynamicUNet::block(int64_t i) {
@@ -152,6 +162,21 @@ UnetBlock& DynamicUNet::block(int64_t i) {
 }
 
 Variable DynamicUNet::forward(const Variable& x) {
+  if (mask_head_) return forward_gated(x).output;
+  return (*sigmoid_range_)((*head_)(trunk(x)));
+}
+
+GatedOutput DynamicUNet::forward_gated(const Variable& x) {
+  FG_CHECK(mask_head_ != nullptr, "DynamicUNet: forward_gated needs a gated network (DynamicUNetConfig::gated)");
+  const Variable features = trunk(x);
+  GatedOutput out;
+  out.image = (*sigmoid_range_)((*head_)(features));
+  out.mask_logits = (*mask_head_)(features);
+  out.output = damage_gate(out.mask_logits, out.image, x);
+  return out;
+}
+
+Variable DynamicUNet::trunk(const Variable& x) {
   FG_CHECK(
       x.dim() == 4 && x.size(1) == 3 && x.size(2) > 0 && x.size(3) > 0 && x.size(2) % 32 == 0 && x.size(3) % 32 == 0,
       "DynamicUNet: input must be (N, 3, H, W) RGB with H and W positive multiples of 32 (the encoder halves "
@@ -164,8 +189,7 @@ Variable DynamicUNet::forward(const Variable& x) {
   y = (*blocks_[2])(y, f.s3);
   y = (*blocks_[3])(y, f.s4);
   y = concat({(*last_shuf_)(y), x}, 1);
-  y = (*res_)(y);
-  return (*sigmoid_range_)((*head_)(y));
+  return (*res_)(y);
 }
 
 void DynamicUNet::freeze_encoder() {

@@ -14,6 +14,10 @@
 //   (cross)    concatenate the network input          -> 96w + 3
 //   res        x + relu(conv2(relu(conv1(x))))        -> 96w + 3
 //   head       conv1x1 (96w + 3) -> out_channels, then sigmoid(x) (y_hi - y_lo) + y_lo
+//   (gated)    mask_head conv1x1 (96w + 3) -> 1: damage-mask logits; the output is then
+//              damage_gate(mask logits, head's image, input) (models/gate.h): the input kept where no damage is
+//              predicted. Not in the dissertation's network (config.gated is off by default; its golden tests
+//              and parameter counts are the ungated network's).
 // At width 1: 41,405,589 parameters; the encoder 21,284,672 (17,024 of them BatchNorm); 20,137,941 trainable
 // after freeze_encoder(). (Every count is derived from stage_channels, so other widths scale consistently.)
 //
@@ -31,6 +35,8 @@
 //   last_shuf.conv            Conv2d 1x1 96w -> 384w with bias
 //   res.conv1, res.conv2      Conv2d 3x3 (96w + 3) -> (96w + 3) with bias
 //   head                      Conv2d 1x1 (96w + 3) -> out_channels with bias
+//   mask_head                 gated only: Conv2d 1x1 (96w + 3) -> 1 with bias (kaiming weight, bias
+//                             kMaskPriorLogit so an untrained network passes its input through)
 //
 // Initialisation follows fastai v1: decoder convs kaiming_normal_ with zero bias, the pixel-shuffle convs ICNR with
 // zero bias, BatchNorms weight 1 / bias 0, self-attention as nn::SelfAttention (gamma 0); the encoder is
@@ -109,13 +115,26 @@ struct DynamicUNetConfig {
   bool spectral_norm = true;   // on the self-attention's query, key and value (fastai's SelfAttention)
   bool blur = true;            // in the four UnetBlocks' upsampling (never in last_shuf)
   double y_lo = -3.0, y_hi = 3.0;
+  // A damage-mask head and the damage gate (models/gate.h): forward() returns
+  // mask * image + (1 - mask) * input. Needs out_channels == 3 (the gate blends with the RGB input).
+  bool gated = false;
+};
+
+// One forward of a gated network: every output, all in the network's (ImageNet-normalised) space.
+struct GatedOutput {
+  Variable output;       // (N, 3, H, W): damage_gate(mask_logits, image, input), what forward() returns
+  Variable image;        // (N, 3, H, W): the image head's prediction before the gate
+  Variable mask_logits;  // (N, 1, H, W): the damage mask is sigmoid(mask_logits)
 };
 
 class DynamicUNet : public nn::Module {  // type_name "DynamicUnet"
  public:
   DynamicUNet(Generator& gen, const DynamicUNetConfig& config = {});
   // x: (N, 3, H, W), H and W multiples of 32 -> (N, out_channels, H, W), each value in (y_lo, y_hi).
+  // Gated: the gated output (see GatedOutput).
   Variable forward(const Variable& x) override;
+  // Gated networks only (fg::Error otherwise): the output with the image and mask logits it is made of.
+  GatedOutput forward_gated(const Variable& x);
 
   ResNet34& encoder() { return *encoder_; }
   UnetBlock& block(int64_t i);  // i in 0..3
@@ -127,6 +146,8 @@ class DynamicUNet : public nn::Module {  // type_name "DynamicUnet"
   const DynamicUNetConfig& config() const { return config_; }
 
  private:
+  Variable trunk(const Variable& x);  // everything up to the heads: (N, 96w + 3, H, W)
+
   DynamicUNetConfig config_;
   std::shared_ptr<ResNet34> encoder_;
   std::shared_ptr<nn::Sequential> bridge_;
@@ -134,6 +155,7 @@ class DynamicUNet : public nn::Module {  // type_name "DynamicUnet"
   std::shared_ptr<PixelShuffleICNR> last_shuf_;
   std::shared_ptr<ResBlock> res_;
   std::shared_ptr<nn::Conv2d> head_;
+  std::shared_ptr<nn::Conv2d> mask_head_;  // gated only
   std::shared_ptr<nn::SigmoidRange> sigmoid_range_;
 };
 

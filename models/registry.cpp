@@ -53,15 +53,23 @@ std::string known_model_names() {
   return s;
 }
 
-std::shared_ptr<nn::Module> create_model(const std::string& name, Generator& gen, double width) {
+bool model_can_be_gated(const std::string& name) {
+  return name == "dynamic_unet" || name == "cross_channel";
+}
+
+std::shared_ptr<nn::Module> create_model(const std::string& name, Generator& gen, double width, bool gated) {
   FG_CHECK(find_model(name) != nullptr, "unknown model '" << name << "'; the models are: " << known_model_names());
   FG_CHECK(std::isfinite(width) && width > 0, "the width multiplier must be a positive number, got " << width);
+  FG_CHECK(!gated || model_can_be_gated(name),
+           "the model '" << name << "' has no gated form; gated needs dynamic_unet or cross_channel (a damage mask "
+                         << "beside the image)");
   if (name == "dynamic_unet") {
     DynamicUNetConfig config;
     config.width = width;
+    config.gated = gated;
     return std::make_shared<DynamicUNet>(gen, config);
   }
-  if (name == "cross_channel") return std::make_shared<CrossChannelNet>(gen, CrossChannelVariant::FULL, width);
+  if (name == "cross_channel") return std::make_shared<CrossChannelNet>(gen, CrossChannelVariant::FULL, width, gated);
   if (name == "cross_channel_no_mask")
     return std::make_shared<CrossChannelNet>(gen, CrossChannelVariant::NO_MASK, width);
   if (name == "cross_channel_plain")
@@ -81,7 +89,12 @@ std::vector<std::pair<std::string, Variable>> run_model(nn::Module& model, const
     std::vector<std::pair<std::string, Variable>> outputs{{"output", out.b_final}};
     if (out.mask_logits.defined()) outputs.emplace_back("mask_logits", out.mask_logits);
     if (out.b_cross.defined()) outputs.emplace_back("b_cross", out.b_cross);
+    if (out.b_ungated.defined()) outputs.emplace_back("b_ungated", out.b_ungated);
     return outputs;
+  }
+  if (auto* net = dynamic_cast<DynamicUNet*>(&model); net != nullptr && net->config().gated) {
+    const GatedOutput out = net->forward_gated(input);
+    return {{"output", out.output}, {"mask_logits", out.mask_logits}, {"image", out.image}};
   }
   return {{"output", model(input)}};
 }

@@ -39,11 +39,16 @@ const ModelSpec* find_model(const std::string& name);
 std::string known_model_names();
 
 // Builds `name` with its weights initialised from `gen`. `width` multiplies every channel count (1.0 is the
-// published network; smaller widths train on a CPU). Throws fg::Error for an unknown name or a bad width.
-std::shared_ptr<nn::Module> create_model(const std::string& name, Generator& gen, double width = 1.0);
+// published network; smaller widths train on a CPU). `gated`: the damage-gated form (models/gate.h) of
+// dynamic_unet or cross_channel. Throws fg::Error for an unknown name, a bad width, or gated for another model.
+std::shared_ptr<nn::Module> create_model(const std::string& name, Generator& gen, double width = 1.0,
+                                         bool gated = false);
+// Whether create_model can build `name` gated.
+bool model_can_be_gated(const std::string& name);
 
 // One forward of a model built by create_model, as named outputs: "output" first (what the model predicts), then
-// any side outputs (the cross-channel network's mask and its cross-channel estimate). Runs in the model's current
+// any side outputs (the cross-channel network's mask and its cross-channel estimate; a gated network's
+// "mask_logits" and its ungated "image" / "b_ungated"). Runs in the model's current
 // mode; call model.eval() first for inference. Modules with several outputs record each of them themselves.
 std::vector<std::pair<std::string, Variable>> run_model(nn::Module& model, const Variable& input);
 

@@ -3,7 +3,8 @@
 # CUDA (nvcc) is optional and never installed here: filmgrad builds without it.
 #   tools/install_deps.sh           what building and testing need
 #   tools/install_deps.sh --golden  also PyTorch, torchvision and scikit-image, which only the golden-file scripts use
-#   tools/install_deps.sh --demo    also mate-backgrounds: the nature photographs `make demo` trains on
+#   tools/install_deps.sh --demo    also mate-backgrounds: nature photographs, what `make demo` trains on when
+#                                   tools/fetch_photos.sh cannot download its 29 photographs (offline)
 #   tools/install_deps.sh --fuzz    also clang, its libFuzzer and sanitizer runtimes (libclang-rt-dev: on Debian
 #                                   bookworm clang only recommends it), clang's OpenMP (libomp-dev) and ninja,
 #                                   for tools/run_fuzz.sh

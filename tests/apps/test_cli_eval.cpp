@@ -18,6 +18,8 @@
 #include "apps/task.h"
 #include "data/dataset.h"
 #include "data/image_io.h"
+#include "data/inpaint.h"
+#include "data/median.h"
 #include "data/metrics.h"
 #include "nn/checkpoint.h"
 #include "tests/support/test_util.h"
@@ -56,6 +58,15 @@ std::vector<std::map<std::string, std::string>> read_csv(const fs::path& p) {
     rows.push_back(row);
   }
   return rows;
+}
+
+// The rows of one method ("network" or a baseline's name).
+std::vector<std::map<std::string, std::string>> rows_of(const std::vector<std::map<std::string, std::string>>& rows,
+                                                        const std::string& method) {
+  std::vector<std::map<std::string, std::string>> out;
+  for (const auto& r : rows)
+    if (r.at("method") == method) out.push_back(r);
+  return out;
 }
 
 double num(const std::map<std::string, std::string>& row, const std::string& key) {
@@ -168,15 +179,30 @@ TEST_F(EvalCli, DustRunWritesReportAndCsvsWithTheRightNumbers) {
   for (size_t at = html.find("<img "); at != std::string::npos; at = html.find("<img ", at + 1)) ++images_in_page;
   EXPECT_EQ(images_in_page, 16u);
 
-  const auto summary = read_csv(out / "summary.csv");
+  const auto all_summary = read_csv(out / "summary.csv");
+  ASSERT_EQ(all_summary.size(), 4u);  // the model and its three baselines
+  const auto summary = rows_of(all_summary, "network");
   ASSERT_EQ(summary.size(), 1u);
+  for (const char* b : {"identity", "median3x3", "inpaint"}) {
+    ASSERT_EQ(rows_of(all_summary, b).size(), 1u) << b;
+    EXPECT_EQ(rows_of(all_summary, b)[0].at("model"), "dust_run");
+  }
+  // identity is the damaged input: its "restored" is the damaged score
+  EXPECT_EQ(rows_of(all_summary, "identity")[0].at("ssim_restored_mean"), summary[0].at("ssim_damaged_mean"));
+  EXPECT_NE(r.out.find("median3x3"), std::string::npos) << r.out;
+  EXPECT_NE(html.find("Against classical baselines"), std::string::npos);
   EXPECT_EQ(summary[0].at("model"), "dust_run");
   EXPECT_EQ(summary[0].at("size"), "16");  // the checkpoint's training size
   EXPECT_EQ(summary[0].at("images"), "3");
   EXPECT_EQ(summary[0].at("step"), "42");
 
-  const auto rows = read_csv(out / "per_image.csv");
+  const auto all_rows = read_csv(out / "per_image.csv");
+  ASSERT_EQ(all_rows.size(), 12u);
+  const auto rows = rows_of(all_rows, "network");
+  const auto median_rows = rows_of(all_rows, "median3x3");
+  const auto inpaint_rows = rows_of(all_rows, "inpaint");
   ASSERT_EQ(rows.size(), 3u);
+  ASSERT_EQ(median_rows.size(), 3u);
   std::vector<double> restored;
   for (const auto& row : rows) {
     EXPECT_NEAR(num(row, "delta_ssim"), num(row, "ssim_restored") - num(row, "ssim_damaged"), 1e-9);
@@ -207,6 +233,14 @@ TEST_F(EvalCli, DustRunWritesReportAndCsvsWithTheRightNumbers) {
     EXPECT_NEAR(num(row, "ssim_clean_in"), data::ssim(pred_clean, sample.target), 1e-6);
     EXPECT_NEAR(num(row, "ssim_restored_G"), data::ssim_per_channel(pred, sample.target)[1], 1e-6);
     EXPECT_NEAR(num(row, "psnr_damaged_B"), data::psnr_per_channel(sample.input, sample.target)[2], 1e-8);
+    // the baselines, recomputed: the median of the input, and the fill of the model's change mask
+    EXPECT_NEAR(num(median_rows[size_t(i)], "ssim_restored"),
+                data::ssim(data::median_filter3x3(sample.input), sample.target), 1e-9);
+    EXPECT_NEAR(num(median_rows[size_t(i)], "ssim_clean_in"),
+                data::ssim(data::median_filter3x3(sample.clean), sample.target), 1e-9);
+    const Tensor mask = RestorationModel::change_mask(sample.input.unsqueeze(0), pred.unsqueeze(0)).select(0, 0);
+    EXPECT_NEAR(num(inpaint_rows[size_t(i)], "ssim_restored"),
+                data::ssim(data::inpaint_diffusion(sample.input, data::hole_from_mask(mask)), sample.target), 1e-6);
   }
 }
 
@@ -218,21 +252,23 @@ TEST_F(EvalCli, TwoNegativeModelsMakeOneReportWithBothRows) {
       test::run_filmgrad("eval " + full.string() + " " + plain.string() + " --data " + images().string() +
                          " --size 16 --out " + out.string() + " --examples 1 --limit 2");
   ASSERT_EQ(r.status, 0) << r.out;
-  const auto summary = read_csv(out / "summary.csv");
+  const auto summary = rows_of(read_csv(out / "summary.csv"), "network");
   ASSERT_EQ(summary.size(), 2u);
   EXPECT_EQ(summary[0].at("model"), "full");
   EXPECT_EQ(summary[0].at("network"), "cross_channel");
   EXPECT_EQ(summary[1].at("model"), "plain");
   EXPECT_EQ(summary[1].at("network"), "cross_channel_plain");
   EXPECT_EQ(summary[0].at("images"), "2");  // --limit
-  const auto rows = read_csv(out / "per_image.csv");
-  ASSERT_EQ(rows.size(), 4u);
-  for (const auto& row : rows) {
+  const auto all_rows = read_csv(out / "per_image.csv");
+  ASSERT_EQ(all_rows.size(), 16u);  // 2 models x 2 images x (the network and 3 baselines)
+  for (const auto& row : all_rows) {
     EXPECT_NEAR(num(row, "delta_ssim"), num(row, "ssim_restored") - num(row, "ssim_damaged"), 1e-9);
     // one channel scored, the blue one
     EXPECT_NEAR(num(row, "ssim_restored_B"), num(row, "ssim_restored"), 1e-12);
     EXPECT_EQ(row.count("ssim_restored_R"), 0u);
   }
+  const auto rows = rows_of(all_rows, "network");
+  ASSERT_EQ(rows.size(), 4u);
   // the damaged baseline is the same for both models (same images, same fixed damage)
   EXPECT_EQ(rows[0].at("ssim_damaged"), rows[2].at("ssim_damaged"));
   // and it is the SSIM of the damaged blue channel against the clean one

@@ -509,6 +509,52 @@ TEST(DustSynthesizer, NoOverlaysNoDamageAndBadOptionsRefused) {
             std::string::npos);
 }
 
+// Edge length per unit of coverage of a damage mask: sum of |differences| between neighbours over the sum of the
+// mask. For marks of width r it goes as 1 / r, so it measures the pixel size of the dust.
+double edge_per_coverage(const std::vector<Tensor>& masks) {
+  double edges = 0, cover = 0;
+  for (const Tensor& m : masks) {
+    const int64_t H = m.size(1), W = m.size(2);
+    const auto v = m.to_vector();
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x) {
+        const double a = v[size_t(y * W + x)];
+        cover += a;
+        if (x + 1 < W) edges += std::fabs(v[size_t(y * W + x + 1)] - a);
+        if (y + 1 < H) edges += std::fabs(v[size_t((y + 1) * W + x)] - a);
+      }
+  }
+  return edges / cover;
+}
+
+TEST(DustSynthesizer, DustFollowsTheFrameNotTheCrop) {
+  // A 64 px crop of a 256 px frame gets the dust of the 256 px image (the same pixel sizes), not the dust of a
+  // 64 px image (four times smaller). Pooled over 24 sheets each, so the heavy-tailed sizes average out. The
+  // measure is 1 / width only for marks wider than the anti-aliasing, so four times finer dust scores about twice
+  // (2.06 when this was written; the crop of the frame 0.99): the bounds are within 35 % of the whole image for
+  // the crop of the frame, above 1.5 for the crop-sized dust.
+  const DustSynthesizer synth;
+  std::vector<Tensor> crop_of_frame, whole, own;
+  const Tensor flat = Tensor::full({1, 256, 256}, 0.5);
+  for (uint64_t seed = 0; seed < 24; ++seed) {
+    Generator g1(seed), g2(seed), g3(seed);
+    crop_of_frame.push_back(synth.apply(flat.narrow(1, 0, 64).narrow(2, 0, 64).contiguous(), seed, g1, 256).mask);
+    whole.push_back(synth.apply(flat, seed, g2).mask);
+    own.push_back(synth.apply(flat.narrow(1, 0, 64).narrow(2, 0, 64).contiguous(), seed, g3).mask);
+  }
+  const double a = edge_per_coverage(crop_of_frame), b = edge_per_coverage(whole), c = edge_per_coverage(own);
+  const std::string ratios =
+      "crop of frame / whole " + std::to_string(a / b) + ", own / whole " + std::to_string(c / b);
+  std::printf("%s\n", ratios.c_str());
+  EXPECT_NEAR(a / b, 1.0, 0.35) << ratios;
+  EXPECT_GT(c / b, 1.5) << ratios;
+  // The default (0) is the image's own size; a bad frame is refused.
+  Generator g4(1), g5(1);
+  EXPECT_TRUE(same_bits(synth.apply(flat, 3, g4).damaged, synth.apply(flat, 3, g5, 256).damaged));
+  Generator g6(1);
+  EXPECT_NE(test::error_of([&] { synth.apply(flat, 3, g6, -1); }).find("frame"), std::string::npos);
+}
+
 TEST(Damage, TinyAndThinImagesWork) {
   const DustSynthesizer ds;
   for (const auto& [H, W] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {1, 9}, {7, 1}, {3, 2}}) {

@@ -374,6 +374,38 @@ TEST_F(Samples, LoadSizeCropsPiecesOfALargerRenderingAndFixedCropsDiffer) {
             std::string::npos);
 }
 
+TEST_F(Samples, DustIsSizedForTheRenderingTheCropComesFrom) {
+  // By default a crop's dust is the rendering's (load size 40): the same as naming that frame, and not the dust
+  // sized for the 16 px crop itself.
+  DatasetOptions o = options(Task::DUST, false, true);
+  o.size = 16;
+  o.load_size = 40;
+  const RestorationDataset by_default(dir_->str(), paths(), o);
+  DatasetOptions named = o;
+  named.damage_frame_min = named.damage_frame_max = 40;
+  const RestorationDataset framed(dir_->str(), paths(), named);
+  DatasetOptions crop_sized = o;
+  crop_sized.damage_frame_min = crop_sized.damage_frame_max = 16;
+  const RestorationDataset cropped(dir_->str(), paths(), crop_sized);
+  bool any_differs = false;
+  for (int64_t i = 0; i < by_default.size(); ++i) {
+    EXPECT_TRUE(same(by_default.get(i, 0).input, framed.get(i, 0).input)) << i;
+    any_differs = any_differs || !same(by_default.get(i, 0).mask, cropped.get(i, 0).mask);
+  }
+  EXPECT_TRUE(any_differs);
+  // A range draws a frame per sample, deterministically.
+  DatasetOptions ranged = o;
+  ranged.damage_frame_min = 16;
+  ranged.damage_frame_max = 256;
+  const RestorationDataset r(dir_->str(), paths(), ranged);
+  EXPECT_TRUE(same(r.get(0, 0).input, r.get(0, 0).input));
+  DatasetOptions bad = o;
+  bad.damage_frame_min = 0;
+  bad.damage_frame_max = 64;
+  EXPECT_NE(fg::test::error_of([&] { RestorationDataset b(dir_->str(), paths(), bad); }).find("damage frame"),
+            std::string::npos);
+}
+
 TEST_F(Samples, CacheStaysWithinItsBudget) {
   DatasetOptions o = options(Task::DUST, false, true);
   o.size = 128;  // each cached image is 3 x 128 x (128..) f32, about 0.2-0.3 MiB: a few fit in 1 MiB
