@@ -5,9 +5,9 @@
 // both:
 //   PLAIN: direct loops over the 7 indices (kernels/cpu/conv2d.cpp, conv2d_*_plain): the readable spec;
 //   GEMM:  column tiles (im2col of a bounded range of output positions, so memory stays bounded on big images)
-//          times the weight matrix in OpenBLAS, OpenMP-parallel over tiles, images or channel ranges (production).
+//          times the weight matrix in the CPU GEMM (kernels/cpu/gemm.h), OpenMP-parallel over tiles, images or channel ranges (production).
 //          1x1 stride-1 unpadded convolutions read x (and write dx) in place, without a column buffer.
-// Threading: OpenBLAS is single-threaded and OpenMP does the splitting (see kernels/matmul.h).
+// Threading: the GEMM is single-threaded and OpenMP does the splitting (see kernels/matmul.h).
 // Inputs may be any strided views (they are made contiguous); results are new contiguous tensors. f32 and f64 on
 // the CPU; CUDA tensors go to kernels/cuda/conv2d.h (or the cuDNN twin, kernels/backend.h), which ignore algo.
 #pragma once
@@ -27,7 +27,7 @@ struct Conv2dGeometry {
 
 enum class Conv2dAlgo {
   PLAIN,  // direct loops, the reference
-  GEMM,   // im2col tiles + OpenBLAS (production)
+  GEMM,   // im2col tiles + the CPU GEMM (production)
 };
 
 // (OH, OW) for an (H, W) input and a (KH, KW) kernel; throws fg::Error when a stride or dilation is below 1, a

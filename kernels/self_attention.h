@@ -8,7 +8,7 @@
 //   out[b, c, j] = gamma * sum_i h[b, c, i] beta[b, i, j] + X[b, c, j]
 //
 // CPU versions (same results up to rounding; tests compare them, bench/bench_self_attention.cpp times both):
-//   SelfAttentionImpl::BLAS       OpenBLAS GEMMs for every product, a row softmax between them (production).
+//   SelfAttentionImpl::BLAS       GEMMs (kernels/cpu/gemm.h) for every product, a row softmax between them (production).
 //   SelfAttentionImpl::REFERENCE  plain loops written straight from the formulas: the readable spec.
 //
 // Memory: the forward keeps f, g, h and beta for the backward, i.e. (2 Ck + C) N + N^2 elements per image.

@@ -1,5 +1,5 @@
 // 2-D convolution on the CPU (groups = 1): the direct-loop reference (conv2d_*_plain, the spec) and the
-// production path (conv2d_*_gemm: im2col column tiles times the weight matrix in OpenBLAS), plus the Tensor-level
+// production path (conv2d_*_gemm: im2col column tiles times the weight matrix in the CPU GEMM, kernels/cpu/gemm.h), plus the Tensor-level
 // entry points of kernels/conv2d.h. Every output - y, dx, dw, db - is written (=), never accumulated into what
 // the caller passed.
 //

@@ -1,7 +1,7 @@
 // CPU self-attention (SAGAN / fastai SelfAttention), forward and backward, in two versions that compute the same
 // thing (see kernels/self_attention.h for the formulas and the memory the forward keeps):
 //   *_reference: plain loops, each line a formula of the derivation below; the spec the tests compare against.
-//   *_blas:      the same products as OpenBLAS GEMMs (row-major), with the softmax and its backward as row loops.
+//   *_blas:      the same products as GEMMs (kernels/cpu/gemm.h, row-major), with the softmax and its backward as row loops.
 // Gradients are written (=), never accumulated: the autograd engine does the accumulation.
 //
 // Backward, per image, with P = h beta (C, N) and dO the gradient of out:
@@ -124,7 +124,7 @@ void self_attention_forward_reference(const T* x, const T* wq, const T* wk, cons
 template <typename T>
 void self_attention_forward_blas(const T* x, const T* wq, const T* wk, const T* wv, T gamma, int64_t B, int64_t C,
                                  int64_t Ck, int64_t N, T* out, T* f, T* g, T* h, T* bt) {
-  // One image at a time: OpenBLAS threads each product itself, and the batch is outermost in (B, C, N) so the
+  // One image at a time: the GEMM threads each product itself, and the batch is outermost in (B, C, N) so the
   // images cannot be fused into one GEMM without a transposing copy.
   for (int64_t b = 0; b < B; ++b) {
     const T* xb = x + b * C * N;
