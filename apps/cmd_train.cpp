@@ -310,8 +310,12 @@ TrainCommandLine parse_train_command_line(int argc, char** argv) {
       if (args.has(s.flag) && !kResumeFlags.count(s.flag))
         throw UsageError(s.flag + " cannot change when resuming: the run keeps the options stored in " + out +
                          "/last.safetensors");
-    if (!std::filesystem::exists(std::filesystem::path(out) / "last.safetensors"))
-      throw UsageError("nothing to resume: '" + out + "/last.safetensors' does not exist");
+    // The error_code overload: a path the system refuses (a name too long, say) is a usage error, not a
+    // filesystem_error thrown out of the parser (fuzz_cmdline found it).
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path(out) / "last.safetensors", ec))
+      throw UsageError("nothing to resume: '" + out + "/last.safetensors' " +
+                       (ec ? "cannot be read (" + ec.message() + ")" : std::string("does not exist")));
     options = read_run_options(out);
     apply_run_flags(args, options);
     require_folder(options.data_dir, "the data folder");

@@ -158,7 +158,8 @@ class MetricsLog {
   // resume: keep the lines of steps up to `keep_until_step` (later ones are redone); otherwise start afresh.
   MetricsLog(std::string path, bool csv, bool resume, int64_t keep_until_step) : path_(std::move(path)), csv_(csv) {
     std::string kept;
-    if (resume && fs::exists(path_)) {
+    std::error_code ec;
+    if (resume && fs::exists(path_, ec)) {
       std::istringstream in(read_file(path_));
       std::string line;
       while (std::getline(in, line)) {
@@ -447,7 +448,8 @@ std::string last_path(const std::string& out_dir) {
 
 TrainOptions read_run_options(const std::string& out_dir) {
   const std::string path = last_path(out_dir);
-  FG_CHECK(fs::exists(path), "nothing to resume: '" << path << "' does not exist (start the run without --resume)");
+  std::error_code ec;
+  FG_CHECK(fs::exists(path, ec), "nothing to resume: '" << path << "' does not exist (start the run without --resume)");
   const nn::CheckpointInfo info = nn::read_checkpoint_info(path);
   const auto it = info.extra.find("train_options");
   FG_CHECK(it != info.extra.end(),
@@ -632,7 +634,8 @@ struct Trainer::Impl {
 
   void setup() {
     opt.validate();
-    FG_CHECK(fs::is_directory(opt.data_dir),
+    std::error_code ec;
+    FG_CHECK(fs::is_directory(opt.data_dir, ec),
              "the data folder '" << opt.data_dir << "' does not exist or is not a folder");
     if (!opt.overlay_dir.empty())
       FG_CHECK(fs::is_directory(opt.overlay_dir), "the overlay folder '" << opt.overlay_dir << "' does not exist");
