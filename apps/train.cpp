@@ -638,10 +638,9 @@ struct Trainer::Impl {
     FG_CHECK(fs::is_directory(opt.data_dir, ec),
              "the data folder '" << opt.data_dir << "' does not exist or is not a folder");
     if (!opt.overlay_dir.empty())
-      FG_CHECK(fs::is_directory(opt.overlay_dir), "the overlay folder '" << opt.overlay_dir << "' does not exist");
+      FG_CHECK(fs::is_directory(opt.overlay_dir, ec), "the overlay folder '" << opt.overlay_dir << "' does not exist");
 
     // The run folder.
-    std::error_code ec;
     fs::create_directories(fs::path(opt.out_dir) / "samples", ec);
     FG_CHECK(!ec, "cannot create the run folder '" << opt.out_dir << "': " << ec.message());
     FG_CHECK(::access(opt.out_dir.c_str(), W_OK) == 0,
