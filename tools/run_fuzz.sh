@@ -53,6 +53,11 @@ fi
 
 # The runtime's own threads (OpenMP, OpenBLAS) stay single: the fuzzers measure coverage, not speed.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# CI fuzzes with a fixed seed: each run then tries the same inputs in the same order (as many as the machine's
+# speed allows in the time), so a submission is not failed by a finding another submission's run would also have
+# made; by hand (CI unset) every run explores afresh. FUZZ_SEED=N sets the seed either way.
+seed=()
+if [ -n "${FUZZ_SEED:-}" ]; then seed=(-seed="$FUZZ_SEED"); elif [ "${CI:-}" = true ]; then seed=(-seed=1); fi
 failed=()
 for t in "${targets[@]}"; do
   findings="build-fuzz/findings/$t"
@@ -64,7 +69,7 @@ for t in "${targets[@]}"; do
   echo "filmgrad: fuzzing $t for $seconds s"
   set +e
   "build-fuzz/fuzz/fuzz_$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-    "${dict[@]}" -artifact_prefix="$findings/" "$scratch" "fuzz/corpus/$t" >"$log" 2>&1
+    "${seed[@]}" "${dict[@]}" -artifact_prefix="$findings/" "$scratch" "fuzz/corpus/$t" >"$log" 2>&1
   status=$?
   set -e
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
