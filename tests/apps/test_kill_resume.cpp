@@ -183,19 +183,7 @@ class KillResume : public ::testing::Test {
     root_ = fs::temp_directory_path() / ("fg_kill_resume_" + std::to_string(getpid()));
     fs::remove_all(root_);
     fs::create_directories(root_ / "photos");
-    // Twelve 48x40 images of smooth colour waves: an 8:1:1 split of 10/1/1.
-    for (int i = 0; i < 12; ++i) {
-      Tensor img = Tensor::empty({3, 40, 48});
-      float* p = img.data<float>();
-      for (int c = 0; c < 3; ++c)
-        for (int y = 0; y < 40; ++y)
-          for (int x = 0; x < 48; ++x)
-            p[(c * 40 + y) * 48 + x] =
-                float(0.5 + 0.4 * std::sin(0.13 * (c + 1) * x + 0.5 * i + 0.04 * (i % 4 - 1) * y + c));
-      char name[32];
-      std::snprintf(name, sizeof name, "img%02d.png", i);
-      data::write_image((root_ / "photos" / name).string(), data::make_image(img));
-    }
+    test::write_wave_photos((root_ / "photos").string());
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "data/image_io.h"
 #include "tensor/philox.h"
 
 namespace fg::test {
@@ -125,6 +126,21 @@ const SafeTensors& golden(const std::string& name) {
     return cache.emplace(name, load_safetensors(path)).first->second;
   } catch (const Error& e) {
     throw Error(std::string(e.what()) + " (regenerate the golden files with: /usr/bin/python3 tools/make_golden.py)");
+  }
+}
+
+void write_wave_photos(const std::string& dir, int count) {
+  for (int i = 0; i < count; ++i) {
+    Tensor img = Tensor::empty({3, 40, 48});
+    float* p = img.data<float>();
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < 40; ++y)
+        for (int x = 0; x < 48; ++x)
+          p[(c * 40 + y) * 48 + x] =
+              float(0.5 + 0.4 * std::sin(0.1 * (c + 1) * x + 0.7 * i + 0.05 * (i % 5 - 2) * y + c));
+    char name[32];
+    std::snprintf(name, sizeof name, "img%02d.png", i);
+    data::write_image(dir + "/" + name, data::make_image(img));
   }
 }
 

@@ -48,4 +48,8 @@ std::string source_path(const std::string& relative);
 // Loads tests/golden/<name>.safetensors (throws with a hint to run tools/make_golden.py when missing).
 const SafeTensors& golden(const std::string& name);
 
+// Writes `count` 48x40 PNGs of smooth colour waves, each with its own phases, into `dir` (which must exist):
+// a photo folder for the training CLI tests (twelve give an 8:1:1 split of 10/1/1).
+void write_wave_photos(const std::string& dir, int count = 12);
+
 }  // namespace fg::test
