@@ -64,9 +64,19 @@ bool starts_with(const std::string& bytes, const char* magic, size_t n) {
 }
 
 // The format named by the first bytes, or "" (TGA has no signature: stb_image then decides).
+// Where a JPEG's start-of-image marker ends, as stb_image finds it (0 when there is none): 0xFF, any number of fill
+// bytes 0xFF, then 0xD8. stb_image decodes such a file as a JPEG whatever follows, so filmgrad calls it one too and
+// checks it as one (below); a stricter "FF D8 FF" test once let "FF FF D8 ..." reach stb_image unchecked.
+size_t jpeg_soi_end(const std::string& b) {
+  if (b.empty() || uint8_t(b[0]) != 0xFF) return 0;
+  size_t p = 1;
+  while (p < b.size() && uint8_t(b[p]) == 0xFF) ++p;
+  return p < b.size() && uint8_t(b[p]) == 0xD8 ? p + 1 : 0;
+}
+
 std::string sniff_format(const std::string& b) {
   if (starts_with(b, "\x89PNG\r\n\x1a\n", 8)) return "png";
-  if (starts_with(b, "\xff\xd8\xff", 3)) return "jpeg";
+  if (jpeg_soi_end(b) != 0) return "jpeg";
   if (starts_with(b, "II*\0", 4) || starts_with(b, "MM\0*", 4) || starts_with(b, "II+\0", 4) ||
       starts_with(b, "MM\0+", 4))
     return "tiff";
@@ -79,7 +89,7 @@ std::string sniff_format(const std::string& b) {
 // skipped by their length, entropy-coded data is scanned for markers byte by byte.
 void check_jpeg_huffman_tables(const std::string& b, const std::string& name) {
   auto byte = [&](size_t i) { return i < b.size() ? unsigned(uint8_t(b[i])) : 0u; };  // stb_image reads 0 past the end
-  size_t p = 2;  // after SOI
+  size_t p = jpeg_soi_end(b);
   while (p + 1 < b.size()) {
     if (byte(p) != 0xFF) {  // entropy-coded data or padding
       ++p;

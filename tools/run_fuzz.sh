@@ -36,10 +36,11 @@ generator=()
 if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
 jobs=$(nproc)
 start=$(date +%s)
-# Warnings are not errors in this build: CI's -Werror build is the gcc one, and clang under ASan warns about
+# Portable code (FG_NATIVE=OFF): see FG_CPU_KERNELS below. Warnings are not errors in this build: CI's -Werror
+# build is the gcc one, and clang under ASan warns about
 # optimisations it cannot make (e.g. an `omp simd` loop it does not vectorise once instrumented).
 CC=clang CXX=clang++ cmake -S . -B build-fuzz "${generator[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DFG_FUZZ=ON -DFG_WERROR=OFF -DFG_WITH_CUDA=OFF -DFG_BUILD_BENCH=OFF -DFG_BUILD_TESTS=OFF >/dev/null
+  -DFG_FUZZ=ON -DFG_NATIVE=OFF -DFG_WERROR=OFF -DFG_WITH_CUDA=OFF -DFG_BUILD_BENCH=OFF -DFG_BUILD_TESTS=OFF >/dev/null
 build_targets=(fg_make_corpus)
 for t in "${targets[@]}"; do build_targets+=("fuzz_$t"); done
 cmake --build build-fuzz -j "$jobs" --target "${build_targets[@]}"
@@ -53,11 +54,18 @@ fi
 
 # The runtime's own threads (OpenMP, OpenBLAS) stay single: the fuzzers measure coverage, not speed.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-# CI fuzzes with a fixed seed: each run then tries the same inputs in the same order (as many as the machine's
-# speed allows in the time), so a submission is not failed by a finding another submission's run would also have
-# made; by hand (CI unset) every run explores afresh. FUZZ_SEED=N sets the seed either way.
+# The same code on every CPU, so that coverage, and with it what a seeded run tries, does not depend on the machine:
+# the build is portable (-DFG_NATIVE=OFF above) and the GEMM takes its portable path instead of the one cpuid picks.
+export FG_CPU_KERNELS=generic
+# CI fuzzes a fixed number of inputs per target from a fixed seed (-runs, -seed=1): libFuzzer then tries the same
+# inputs in the same order on any machine, so a submission is failed only by what its own code changed, never by
+# how fast the machine happened to be (a time limit with a fixed seed is not enough: a faster run goes further).
+# Three times SECONDS is then the cap, for a slow machine. By hand (CI unset) each run explores afresh for
+# SECONDS. FUZZ_SEED=N sets the seed either way; FUZZ_RUNS=N sets the count for every target.
 seed=()
 if [ -n "${FUZZ_SEED:-}" ]; then seed=(-seed="$FUZZ_SEED"); elif [ "${CI:-}" = true ]; then seed=(-seed=1); fi
+# About 15 s each on the development machine (runs per second measured there with the committed corpus).
+declare -A ci_runs=([image]=40000 [safetensors]=300000 [checkpoint]=8000 [json]=100000 [cmdline]=200000)
 failed=()
 for t in "${targets[@]}"; do
   findings="build-fuzz/findings/$t"
@@ -66,9 +74,14 @@ for t in "${targets[@]}"; do
   dict=()
   if [ -f "fuzz/dictionaries/$t.dict" ]; then dict=(-dict="fuzz/dictionaries/$t.dict"); fi
   log="build-fuzz/findings/$t.log"
-  echo "filmgrad: fuzzing $t for $seconds s"
   set +e
-  "build-fuzz/fuzz/fuzz_$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+  runs_limit=()
+  if [ -n "${FUZZ_RUNS:-}" ]; then runs_limit=(-runs="$FUZZ_RUNS")
+  elif [ "${CI:-}" = true ]; then runs_limit=(-runs="${ci_runs[$t]}"); fi
+  cap=$seconds
+  if [ ${#runs_limit[@]} -ne 0 ]; then cap=$(( 3 * seconds )); fi
+  echo "filmgrad: fuzzing $t for ${runs_limit[0]:+${runs_limit[0]#-runs=} inputs, at most }$cap s"
+  "build-fuzz/fuzz/fuzz_$t" "${runs_limit[@]}" -max_total_time="$cap" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     "${seed[@]}" "${dict[@]}" -artifact_prefix="$findings/" "$scratch" "fuzz/corpus/$t" >"$log" 2>&1
   status=$?
   set -e

@@ -545,6 +545,18 @@ TEST(ImageIo, CorruptAndHostileFilesAreRefusedWithOneLineNamingTheFile) {
     write_bytes(dir / "dht.jpg", bad);
     expect_one_line_error(error_of([&] { fg::data::read_image(dir / "dht.jpg"); }), dir / "dht.jpg",
                           "Huffman table declares 1024 codes");
+    // stb_image also takes fill bytes before the start-of-image marker, and junk after it, as a JPEG: the same
+    // table must be refused there too (CI's fuzzer found the first form reaching stb_image unchecked).
+    const std::string variants[] = {"\xff\xff\xff" + bad.substr(1), "\xff\xd8\x00\x00" + bad.substr(2)};
+    for (const std::string& v : variants) {
+      write_bytes(dir / "dht_variant.jpg", v);
+      expect_one_line_error(error_of([&] { fg::data::read_image(dir / "dht_variant.jpg"); }),
+                            dir / "dht_variant.jpg", "Huffman table declares 1024 codes");
+    }
+    // Those forms of a good file still decode, as JPEGs.
+    write_bytes(dir / "fill.jpg", "\xff\xff" + jpg.substr(1));
+    EXPECT_EQ(fg::data::read_image_info(dir / "fill.jpg").format, "jpeg");
+    EXPECT_EQ(fg::data::read_image(dir / "fill.jpg").pixels.numel(), fg::data::read_image(dir / "good.jpg").pixels.numel());
   }
   // Formats stb_image could decode but filmgrad does not compile in.
   write_bytes(dir / "x.gif", std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00;", 13));
