@@ -7,7 +7,7 @@
 # A reference is any inline code span that starts with a top-level folder of the project (tensor/, kernels/, ...)
 # or names a top-level file (CMakeLists.txt, Makefile, README.md). Spans with a <placeholder> (`kernels/<op>.h`)
 # are patterns and are not checked; fenced code blocks (program output, commands) are not read. Relative markdown
-# links ([text](02_autograd.md)) must point at a file that exists.
+# links ([text](02_autograd.md)) must point at a file that exists. A code span must start and end on one line.
 # Every bad reference is one line "page:line: `reference`: what is wrong"; the exit status is 1 if there was any,
 # or if no reference was found at all (a page set that checks nothing proves nothing).
 #
@@ -53,6 +53,7 @@ extract() {
     fenced { next }
     {
       line = $0
+      if (gsub(/`/, "`", line) % 2) printf "%d\tx\t%s\n", NR, substr($0, 1, 60)
       # Code spans first; they are removed so a link inside one is not read as a link.
       rest = ""
       while (match(line, /`[^`]+`/)) {
@@ -71,6 +72,10 @@ extract() {
 for page in "${pages[@]}"; do
   page_dir="$(dirname "$page")"
   while IFS=$'\t' read -r line kind text; do
+    if [[ "$kind" == x ]]; then
+      fail "$page" "$line" "$text" "a code span must not cross a line break (the check reads one line at a time)"
+      continue
+    fi
     if [[ "$kind" == l ]]; then
       case "$text" in http://* | https://* | mailto:* | \#*) continue ;; esac
       target="${text%%#*}"

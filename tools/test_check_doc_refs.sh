@@ -41,6 +41,8 @@ expect "a symbol on a folder fails" 1 'is a folder' '`kernels/cpu/: real_functio
 expect "a broken link fails" 1 'the link points at no file' '`kernels/cpu/demo.cpp` and [next](no_such_page.md)'
 expect "the line number is given" 1 'page.md:3:' 'line one `kernels/cpu/demo.cpp`' '' 'line three `kernels/gone.h`'
 expect "fenced blocks are not read" 0 "all good" '`kernels/cpu/demo.cpp`' '```' '`kernels/cpu/missing.cpp`' '```'
+expect "a code span across a line break fails" 1 'must not cross a line break' \
+  'See `kernels/cpu/demo.cpp:' 'real_function` here.'
 expect "a page without references fails" 1 'no references found' 'Only prose here.'
 
 if [[ $failures -gt 0 ]]; then
