@@ -38,7 +38,8 @@ int main() {
   fg::Tensor cols = a.slice(1, 0, 3, 2);  // columns 0 and 2
   expect(cols.shape() == fg::Shape({2, 2}) && cols.stride(1) == 2, "a.slice(1, 0, 3, 2) is (2, 2) with stride 2");
   fg::Tensor row1 = a.select(0, 1);
-  expect(row1.offset() == 3 && row1.to_vector() == std::vector<double>({3, 4, 50}), "a.select(0, 1) starts at offset 3");
+  expect(row1.offset() == 3 && row1.to_vector() == std::vector<double>({3, 4, 50}),
+         "a.select(0, 1) starts at offset 3");
 
   // view() needs compatible strides: the transpose cannot be flattened without a copy.
   bool threw = false;

@@ -29,7 +29,8 @@ int main() {
     const double db = av[i] * (1 - t * t) - e / (bv[i] * bv[i]);
     // Engine and hand compute the same f64 expressions in different orders: they agree to a few ulps, far
     // inside 1e-12 relative (values here are of order 1).
-    const bool ok = std::abs(ga[i] - da) <= 1e-12 * (1 + std::abs(da)) && std::abs(gb[i] - db) <= 1e-12 * (1 + std::abs(db));
+    const bool ok =
+        std::abs(ga[i] - da) <= 1e-12 * (1 + std::abs(da)) && std::abs(gb[i] - db) <= 1e-12 * (1 + std::abs(db));
     std::printf("%s i=%zu  df/da engine %+.15f hand %+.15f   df/db engine %+.15f hand %+.15f\n", ok ? "ok  " : "FAIL",
                 i, ga[i], da, gb[i], db);
     failures += ok ? 0 : 1;

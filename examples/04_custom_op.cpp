@@ -29,8 +29,12 @@ fg::Tensor map_elements(const fg::Tensor& x, Fn fn) {
   return y;
 }
 
-double softplus_value(double v) { return v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v)); }
-double sigmoid_value(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+double softplus_value(double v) {
+  return v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v));
+}
+double sigmoid_value(double v) {
+  return 1.0 / (1.0 + std::exp(-v));
+}
 
 class SoftplusNode : public fg::Node {
  public:
