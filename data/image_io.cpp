@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <memory>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "tensor/error.h"
@@ -120,6 +121,38 @@ void check_jpeg_huffman_tables(const std::string& b, const std::string& name) {
   }
 }
 
+// stb_image 2.27 copies the first IDAT chunk into a buffer it has not allocated yet when that chunk is empty
+// (memcpy to a null pointer: undefined behaviour, which an optimiser may turn into a wrong null check; found by
+// fuzz_image). An empty IDAT adds nothing to the compressed stream, so such chunks are dropped before decoding: the
+// same image, read safely. The walk is stb_image's (8-byte signature, then length, type, data, CRC per chunk);
+// returns false, leaving `out` alone, when there is nothing to drop.
+bool without_empty_png_idat(const std::string& b, std::string& out) {
+  auto be32 = [&](size_t at) {
+    return uint64_t(uint8_t(b[at])) << 24 | uint64_t(uint8_t(b[at + 1])) << 16 |
+           uint64_t(uint8_t(b[at + 2])) << 8 | uint64_t(uint8_t(b[at + 3]));
+  };
+  std::vector<std::pair<size_t, size_t>> keep;  // [begin, end) byte ranges
+  size_t kept_from = 0, p = 8;
+  bool dropped = false;
+  while (p + 12 <= b.size()) {
+    const uint64_t length = be32(p);
+    // (Not as the first chunk: there stb_image refuses the file for not starting with IHDR, and still should.)
+    const bool empty_idat = p > 8 && length == 0 && b.compare(p + 4, 4, "IDAT") == 0;
+    if (empty_idat) {
+      keep.emplace_back(kept_from, p);
+      kept_from = p + 12;
+      dropped = true;
+    }
+    if (b.compare(p + 4, 4, "IEND") == 0 || length > b.size() - p - 12) break;  // stb_image stops (or fails) there
+    p += 12 + size_t(length);
+  }
+  if (!dropped) return false;
+  keep.emplace_back(kept_from, b.size());
+  out.clear();
+  for (const auto& [from, to] : keep) out.append(b, from, to - from);
+  return true;
+}
+
 std::string upper(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::toupper(c)); });
   return s;
@@ -198,7 +231,10 @@ void interleaved_to_planar(const T* src, int64_t plane, int channels, float scal
     for (int c = 0; c < channels; ++c) dst[c * plane + i] = float(src[i * channels + c]) * scale;
 }
 
-Image decode_stb(const std::string& bytes, const std::string& name, const ImageInfo& info) {
+Image decode_stb(const std::string& file_bytes, const std::string& name, const ImageInfo& info) {
+  std::string cleaned;
+  const std::string& bytes =
+      info.format == "png" && without_empty_png_idat(file_bytes, cleaned) ? cleaned : file_bytes;
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = int(bytes.size());
   const bool sixteen = info.bit_depth == 16;
