@@ -65,7 +65,7 @@ export FG_CPU_KERNELS=generic
 seed=()
 if [ -n "${FUZZ_SEED:-}" ]; then seed=(-seed="$FUZZ_SEED"); elif [ "${CI:-}" = true ]; then seed=(-seed=1); fi
 # About 15 s each on the development machine (runs per second measured there with the committed corpus).
-declare -A ci_runs=([image]=40000 [safetensors]=300000 [checkpoint]=8000 [json]=100000 [cmdline]=200000)
+declare -A ci_runs=([image]=25000 [safetensors]=300000 [checkpoint]=8000 [json]=100000 [cmdline]=200000)
 failed=()
 for t in "${targets[@]}"; do
   findings="build-fuzz/findings/$t"
