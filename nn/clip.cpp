@@ -44,7 +44,8 @@ void clip_grad_value_(const std::vector<Variable>& params, double clip_value) {
     if (!p.defined() || !p.grad().defined()) continue;
     const Tensor g = p.grad();
     FG_CHECK(g.device().is_cpu(), "clip_grad_value_: gradients on " << g.device().str()
-                                                                   << " need the CUDA kernel, not built yet");
+                                                                   << " cannot be clipped by value yet (no CUDA kernel "
+                                                                      "for it); use clip_grad_norm_");
     Tensor out = g.contiguous().clone();
     const int64_t n = out.numel();
     FG_DISPATCH_FLOATING(out.dtype(), "clip_grad_value_", [&] {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "kernels/conv2d.h"
+#include "kernels/device_check.h"
 #include "kernels/matmul.h"
 #include "tensor/error.h"
 #ifdef FG_WITH_CUDA
@@ -681,8 +682,7 @@ void check_geometry(const Conv2dGeometry& g) {
 }
 
 void check_cpu(const Tensor& t, const char* what) {
-  FG_CHECK(t.device().is_cpu(), "conv2d: the CUDA kernel is not built yet; " << what << " is on " << t.device().str()
-                                                                             << ", move it to the CPU");
+  require_cpu(t, "conv2d", what);
 }
 
 cpu::Conv2dDims make_dims(const Shape& xs, const Shape& ws, const Conv2dGeometry& g) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/loops.h"
+#include "kernels/device_check.h"
 #include "kernels/dropout.h"
 #ifdef FG_WITH_CUDA
 #include "kernels/cuda/dropout.h"
@@ -47,8 +48,9 @@ Tensor dropout_mask(const Shape& shape, double p, Generator& gen, DType dtype, D
   if (device.is_cuda()) return cuda::dropout_mask(shape, p, gen, dtype, device);
 #endif
   FG_CHECK(p >= 0.0 && p < 1.0, "dropout: probability p = " << p << " must be in [0, 1)");
-  FG_CHECK(device.is_cpu(), "dropout: the " << device.str()
-                                            << " kernel is not built yet; move the tensor to the CPU first");
+  FG_CHECK(device.is_cpu(), "dropout: a mask on " << device.str()
+                                                 << " was asked for, but this build has no CUDA backend (rebuild with "
+                                                    "nvcc installed and -DFG_WITH_CUDA=ON), so ask for the CPU");
   Tensor mask = Tensor::empty(shape, dtype, device);
   const int64_t n = mask.numel();
   FG_DISPATCH_FLOATING(dtype, "dropout", [&] {
@@ -69,8 +71,7 @@ Tensor apply_dropout_mask(const Tensor& x, const Tensor& mask) {
            "dropout: input is " << dtype_name(x.dtype()) << " but the mask is " << dtype_name(mask.dtype()));
   FG_CHECK(x.device() == mask.device(),
            "dropout: input is on " << x.device().str() << " but the mask is on " << mask.device().str());
-  FG_CHECK(x.device().is_cpu(), "dropout: the " << x.device().str()
-                                                << " kernel is not built yet; move the tensor to the CPU first");
+  require_cpu(x, "dropout", "the input");
   const Shape& xs = x.shape();
   const Shape& ms = mask.shape();
   FG_CHECK(ms.size() <= xs.size() && std::equal(ms.begin(), ms.end(), xs.begin()),

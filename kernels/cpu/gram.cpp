@@ -3,6 +3,7 @@
 // filmgrad's kernels or OpenBLAS per FG_CPU_GEMM). Both write (=) their outputs; the backward writes the input
 // gradient, it does not accumulate.
 #include "kernels/gram.h"
+#include "kernels/device_check.h"
 
 #include <omp.h>
 
@@ -124,8 +125,7 @@ void check_input(const char* op, const Tensor& x) {
   FG_CHECK(x.defined(), op << ": the input is undefined");
   FG_CHECK(x.dim() == 4, op << ": expected x of shape (N, C, H, W), got " << shape_str(x.shape())
                             << "; reshape it to 4 dimensions first");
-  FG_CHECK(x.device().is_cpu(),
-           op << ": the CUDA kernel is not built yet; move x to the CPU (tensor.to(Device::cpu()))");
+  require_cpu(x, op, "x");
   // OpenBLAS, the GEMM twin, takes int sizes.
   FG_CHECK(x.size(1) <= INT32_MAX && x.size(2) * x.size(3) <= INT32_MAX,
            op << ": x of shape " << shape_str(x.shape()) << " is too large for one BLAS call");

@@ -2,6 +2,7 @@
 // Forward: a sum over n contiguous elements, accumulated in double in fixed chunks (then the chunk sums in order),
 // so the result does not depend on the thread count. Backward: gradients are written (=), never accumulated.
 #include "kernels/loss.h"
+#include "kernels/device_check.h"
 
 #include <cmath>
 #include <vector>
@@ -118,15 +119,13 @@ void check_pair(const char* op, const char* a_name, const Tensor& a, const char*
                                       << " is " << dtype_name(b.dtype()) << "; cast one so they match");
   FG_CHECK(a.device() == b.device(), op << ": " << a_name << " is on " << a.device().str() << " but " << b_name
                                         << " is on " << b.device().str() << "; move one so they match");
-  FG_CHECK(a.device().is_cpu(),
-           op << ": the CUDA kernel is not built yet; move the tensors to the CPU (tensor.to(Device::cpu()))");
+  require_cpu(a, op, a_name);
 }
 
 double grad_scalar(const char* op, const Tensor& grad_out) {
   FG_CHECK(grad_out.defined() && grad_out.numel() == 1,
            op << ": the output gradient must hold one element, got " << shape_str(grad_out.shape()));
-  FG_CHECK(grad_out.device().is_cpu(),
-           op << ": the CUDA kernel is not built yet; the gradient is on " << grad_out.device().str());
+  require_cpu(grad_out, op, "the output gradient");
   return grad_out.item();
 }
 

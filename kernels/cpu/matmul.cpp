@@ -4,6 +4,7 @@
 // passes beta = 1 to the raw GEMMs on purpose.
 // Threading (see kernels/matmul.h): each GEMM call runs single-threaded, OpenMP splits the work.
 #include "kernels/matmul.h"
+#include "kernels/device_check.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -169,7 +170,7 @@ void check_operands(const char* op, const Tensor& a, const Tensor& b, int64_t di
   FG_CHECK(a.dtype() == b.dtype(), op << ": a is " << dtype_name(a.dtype()) << " but b is " << dtype_name(b.dtype())
                                       << "; cast both to the same dtype");
   FG_CHECK(a.device() == b.device(), op << ": a is on " << a.device().str() << " but b is on " << b.device().str());
-  FG_CHECK(a.device().is_cpu(), op << ": the CUDA kernel is not built yet; move the operands to the CPU");
+  require_cpu(a, op, "a");
 }
 
 template <typename T>

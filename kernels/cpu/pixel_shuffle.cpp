@@ -1,6 +1,7 @@
 // CPU reference for pixel shuffle and unshuffle (kernels/pixel_shuffle.h). Outputs are written (=); there are no
 // separate backward kernels because each op's backward is the other op.
 #include "kernels/pixel_shuffle.h"
+#include "kernels/device_check.h"
 
 #include "kernels/cpu/loops.h"
 #ifdef FG_WITH_CUDA
@@ -56,7 +57,7 @@ void check_common(const Tensor& x, int64_t r, const char* op) {
   FG_CHECK(x.defined(), op << ": the input is undefined");
   FG_CHECK(x.dim() >= 3, op << ": expected x of shape (*, C, H, W), got " << shape_str(x.shape()));
   FG_CHECK(r >= 1, op << ": the factor must be >= 1, got " << r);
-  FG_CHECK(x.device().is_cpu(), op << ": the CUDA kernel is not built yet; move " << x.str() << " to the CPU");
+  require_cpu(x, op);
 }
 
 int64_t leading(const Shape& s) {

@@ -17,6 +17,7 @@
 // beta is stored j-major: bt[b, j, i] = beta[b, i, j], so row j of bt is the softmax distribution of output
 // position j over source positions i and both softmax passes run over contiguous rows.
 #include "kernels/self_attention.h"
+#include "kernels/device_check.h"
 
 #include <algorithm>
 #include <climits>
@@ -315,7 +316,7 @@ AttentionDims check_inputs(const Tensor& x, const Tensor& wq, const Tensor& wk, 
   check_same(x, gamma, "gamma");
   FG_CHECK(dtype_is_floating(x.dtype()),
            "self_attention: dtype " << dtype_name(x.dtype()) << " is not floating; cast to f32 or f64");
-  FG_CHECK(x.device().is_cpu(), "self_attention: the CUDA kernel is not built yet; move the tensors to the CPU");
+  require_cpu(x, "self_attention", "x");
   const AttentionDims d{x.size(0), x.size(1), wq.dim() == 2 ? wq.size(0) : 0, x.size(2)};
   FG_CHECK(wq.dim() == 2 && wq.size(1) == d.C && d.Ck >= 1,
            "self_attention: wq must be (Ck, C) = (Ck, " << d.C << ") with Ck >= 1 for x " << shape_str(x.shape())

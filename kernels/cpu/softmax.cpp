@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "kernels/cpu/loops.h"
+#include "kernels/device_check.h"
 #include "kernels/softmax.h"
 #ifdef FG_WITH_CUDA
 #include "kernels/cuda/softmax.h"
@@ -133,8 +134,7 @@ void check_input(const Tensor& x, const char* op, const char* what) {
   FG_CHECK(x.defined(), op << ": " << what << " is an undefined tensor");
   FG_CHECK(dtype_is_floating(x.dtype()),
            op << ": " << what << " has dtype " << dtype_name(x.dtype()) << "; cast it to f32 or f64 first");
-  FG_CHECK(x.device().is_cpu(), op << ": the " << x.device().str()
-                                   << " kernel is not built yet; move the tensor to the CPU first");
+  require_cpu(x, op, what);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 // inputs that lie inside the map". g is symmetric for odd ws but not for even ws (its centre is at ws/2), so the
 // flip matters there.
 #include "kernels/ssim.h"
+#include "kernels/device_check.h"
 
 #include <cmath>
 #include <sstream>
@@ -339,8 +340,7 @@ void check_images(const char* op, const Tensor& x, const Tensor& y, const SsimPa
                                       << "; cast one so they match");
   FG_CHECK(x.device() == y.device(),
            op << ": x is on " << x.device().str() << " but y is on " << y.device().str() << "; move one so they match");
-  FG_CHECK(x.device().is_cpu(),
-           op << ": the CUDA kernel is not built yet; move the images to the CPU (tensor.to(Device::cpu()))");
+  require_cpu(x, op, "x");
   FG_CHECK(x.size(2) >= 1 && x.size(3) >= 1,
            op << ": the images of shape " << shape_str(x.shape()) << " have no pixels");
   FG_CHECK(params.window_size >= 1, op << ": window_size must be at least 1, got " << params.window_size);
@@ -422,8 +422,7 @@ SsimGrads ssim_backward(const Tensor& grad_out, const Tensor& x, const Tensor& y
   check_ssim_stats(stats, x, params, "ssim_backward");
   FG_CHECK(grad_out.defined() && grad_out.numel() == 1,
            "ssim_backward: the output gradient must hold one element, got " << shape_str(grad_out.shape()));
-  FG_CHECK(grad_out.device().is_cpu(),
-           "ssim_backward: the CUDA kernel is not built yet; the gradient is on " << grad_out.device().str());
+  require_cpu(grad_out, "ssim_backward", "the output gradient");
   // dL/dS for every map entry: the gradient of the mean spreads evenly over the map.
   const double w = grad_out.item() / double(planes * geo.OH * geo.OW);
   const Tensor xc = x.contiguous(), yc = y.contiguous(), sc = stats.moments.contiguous();

@@ -2,6 +2,7 @@
 // planes. Forward writes (=); backward zeroes grad_input and accumulates (+=) into it, since when the output is
 // larger several outputs copy one input.
 #include "kernels/upsample.h"
+#include "kernels/device_check.h"
 
 #include <vector>
 
@@ -75,7 +76,7 @@ Tensor upsample_nearest2d_forward(const Tensor& x, int64_t out_h, int64_t out_w)
   const char* op = "upsample_nearest2d";
   FG_CHECK(x.defined(), op << ": the input is undefined");
   check_shapes(x.shape(), out_h, out_w, op);
-  FG_CHECK(x.device().is_cpu(), op << ": the CUDA kernel is not built yet; move " << x.str() << " to the CPU");
+  require_cpu(x, op);
   const Tensor xc = x.contiguous();
   Tensor out = Tensor::empty({x.size(0), x.size(1), out_h, out_w}, x.dtype());
   FG_DISPATCH_FLOATING(x.dtype(), op, [&] {
@@ -94,8 +95,7 @@ Tensor upsample_nearest2d_backward(const Tensor& grad_out, const Shape& input_sh
   check_shapes(input_shape, grad_out.size(2), grad_out.size(3), op);
   FG_CHECK(grad_out.size(0) == input_shape[0] && grad_out.size(1) == input_shape[1],
            op << ": grad_out " << shape_str(grad_out.shape()) << " does not match input " << shape_str(input_shape));
-  FG_CHECK(grad_out.device().is_cpu(),
-           op << ": the CUDA kernel is not built yet; move " << grad_out.str() << " to the CPU");
+  require_cpu(grad_out, op, "the output gradient");
   const Tensor go = grad_out.contiguous();
   Tensor grad_input = Tensor::empty(input_shape, grad_out.dtype());
   FG_DISPATCH_FLOATING(grad_out.dtype(), op, [&] {
