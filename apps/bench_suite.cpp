@@ -295,7 +295,8 @@ void add_cpu_cases(const SuiteOptions& o, const SuiteContext& ctx, std::vector<C
       c.result.device = "cpu";
       c.result.threads = ctx.threads;
       c.result.flops = conv_flops(l);
-      const double x = double(l.N * l.C * l.H * l.W), w = double(l.O * l.C * l.K * l.K), y = double(l.N * l.O * OH * OW);
+      const double x = double(l.N * l.C * l.H * l.W), w = double(l.O * l.C * l.K * l.K),
+                   y = double(l.N * l.O * OH * OW);
       c.result.bytes = 4.0 * (x + w + y + (d == Direction::FORWARD ? double(l.O) : 0.0));
       c.result.peak = ctx.cpu_peak_all;
       c.prepare = [l, d, OH = OH, OW = OW]() -> std::function<void()> {
@@ -375,14 +376,16 @@ void add_cuda_cases(const SuiteOptions& o, const SuiteContext& ctx, std::vector<
 #ifdef FG_WITH_CUDA
         c.prepare = [n, v]() -> std::function<void()> {
           Generator gen(11);
-          Tensor a = random_tensor({n, n}, gen, v.dt, Device::cuda(0)), b = random_tensor({n, n}, gen, v.dt, Device::cuda(0));
+          Tensor a = random_tensor({n, n}, gen, v.dt, Device::cuda(0)),
+                 b = random_tensor({n, n}, gen, v.dt, Device::cuda(0));
           auto out = std::make_shared<Tensor>(Tensor::empty({n, n}, v.dt, Device::cuda(0)));
           return [a, b, out, v] {
             if (v.vendor)
               vendor::matmul_into(*out, a, b);
             else
-              cuda::matmul_into(*out, a, b, false, false,
-                                v.dt == DType::F32 ? cuda::MatmulKernel::MATMUL_TILED_F32 : cuda::MatmulKernel::MATMUL_WMMA);
+              cuda::matmul_into(
+                  *out, a, b, false, false,
+                  v.dt == DType::F32 ? cuda::MatmulKernel::MATMUL_TILED_F32 : cuda::MatmulKernel::MATMUL_WMMA);
           };
         };
 #endif
@@ -403,12 +406,13 @@ void add_cuda_cases(const SuiteOptions& o, const SuiteContext& ctx, std::vector<
       const auto [OH, OW] = conv_out(l);
       for (const Variant& v : conv_variants) {
         Case c;
-        c.result.name = std::string("cuda.conv2d/") + direction_name(d) + "/" + v.name + "/" + l.name + "/" +
-                        conv_shape_name(l);
+        c.result.name =
+            std::string("cuda.conv2d/") + direction_name(d) + "/" + v.name + "/" + l.name + "/" + conv_shape_name(l);
         c.result.group = "cuda.conv2d";
         c.result.device = "cuda";
         c.result.flops = conv_flops(l);
-        const double x = double(l.N * l.C * l.H * l.W), w = double(l.O * l.C * l.K * l.K), y = double(l.N * l.O * OH * OW);
+        const double x = double(l.N * l.C * l.H * l.W), w = double(l.O * l.C * l.K * l.K),
+                     y = double(l.N * l.O * OH * OW);
         c.result.bytes = double(dtype_size(v.dt)) * (x + w + y);
         c.result.peak = v.dt == DType::F32 ? ctx.gpu_f32_flops : ctx.gpu_tensor_flops;
         if (!have_gpu) {
@@ -424,10 +428,12 @@ void add_cuda_cases(const SuiteOptions& o, const SuiteContext& ctx, std::vector<
             Tensor x = random_tensor({l.N, l.C, l.H, l.W}, gen, v.dt, dev);
             Tensor w = random_tensor({l.O, l.C, l.K, l.K}, gen, v.dt, dev);
             Tensor b = random_tensor({l.O}, gen, v.dt, dev), dy = random_tensor({l.N, l.O, OH, OW}, gen, v.dt, dev);
-            auto out = std::make_shared<Tensor>(Tensor::empty(
-                d == Direction::FORWARD ? Shape{l.N, l.O, OH, OW} : d == Direction::BACKWARD_INPUT ? x.shape() : w.shape(),
-                v.dt, dev));
-            const auto kernel = v.dt == DType::F32 ? cuda::Conv2dKernel::CONV_IMPLICIT_GEMM_F32 : cuda::Conv2dKernel::CONV_WMMA;
+            auto out = std::make_shared<Tensor>(Tensor::empty(d == Direction::FORWARD          ? Shape{l.N, l.O, OH, OW}
+                                                              : d == Direction::BACKWARD_INPUT ? x.shape()
+                                                                                               : w.shape(),
+                                                              v.dt, dev));
+            const auto kernel =
+                v.dt == DType::F32 ? cuda::Conv2dKernel::CONV_IMPLICIT_GEMM_F32 : cuda::Conv2dKernel::CONV_WMMA;
             return [=] {
               if (d == Direction::FORWARD) {
                 if (v.vendor)
@@ -538,8 +544,8 @@ std::string suite_json(const SuiteOptions& o, const SuiteContext& ctx, const std
   s += ",\n  \"context\": {\"threads\": " + std::to_string(ctx.threads) + ", \"fma_isa\": " + json_quote(ctx.fma_isa) +
        ", \"gemm_isa\": " + json_quote(ctx.gemm_isa) + ", \"cpu_peak_flops_1_thread\": " + json_number(ctx.cpu_peak_1) +
        ", \"cpu_peak_flops_all_threads\": " + json_number(ctx.cpu_peak_all) +
-       ", \"cuda_build\": " + (ctx.cuda_build ? "true" : "false") + ", \"gpu\": " +
-       (ctx.gpu.empty() ? std::string("null") : json_quote(ctx.gpu)) +
+       ", \"cuda_build\": " + (ctx.cuda_build ? "true" : "false") +
+       ", \"gpu\": " + (ctx.gpu.empty() ? std::string("null") : json_quote(ctx.gpu)) +
        ", \"gpu_skipped\": " + (ctx.gpu_skipped.empty() ? std::string("null") : json_quote(ctx.gpu_skipped)) +
        ", \"gpu_peak_f32_flops\": " + or_null(ctx.gpu_f32_flops) +
        ", \"gpu_peak_tensor16_flops\": " + or_null(ctx.gpu_tensor_flops) +
@@ -548,8 +554,8 @@ std::string suite_json(const SuiteOptions& o, const SuiteContext& ctx, const std
   for (size_t i = 0; i < results.size(); ++i) {
     const SuiteResult& r = results[i];
     s += i ? ",\n    {" : "\n    {";
-    s += "\"name\": " + json_quote(r.name) + ", \"group\": " + json_quote(r.group) + ", \"device\": " +
-         json_quote(r.device) + ", \"threads\": " + std::to_string(r.threads);
+    s += "\"name\": " + json_quote(r.name) + ", \"group\": " + json_quote(r.group) +
+         ", \"device\": " + json_quote(r.device) + ", \"threads\": " + std::to_string(r.threads);
     if (!r.skipped.empty()) {
       s += ", \"skipped\": " + json_quote(r.skipped) + "}";
       continue;

@@ -56,36 +56,36 @@ class TinyUNetTrainStep {
 // ---- the in-process suite (`filmgrad bench`) ----
 
 struct SuiteOptions {
-  bool quick = false;      // a subset of every group (about a minute on a 2-core machine)
-  double min_time = 0.2;   // seconds of timed runs per case (at least 2 runs)
-  std::string filter;      // only cases whose name contains it (empty: all)
+  bool quick = false;     // a subset of every group (about a minute on a 2-core machine)
+  double min_time = 0.2;  // seconds of timed runs per case (at least 2 runs)
+  std::string filter;     // only cases whose name contains it (empty: all)
 };
 
 // What the figures are measured against, recorded beside them.
 struct SuiteContext {
-  int threads = 1;             // OpenMP threads of the multi-threaded cases
-  std::string fma_isa;         // the FMA peak's instruction set (avx512, avx2, scalar)
-  std::string gemm_isa;        // the CPU GEMM path production uses
-  double cpu_peak_1 = 0;       // f32 FMA peak, one thread, flop/s
-  double cpu_peak_all = 0;     // f32 FMA peak, `threads` threads together
+  int threads = 1;          // OpenMP threads of the multi-threaded cases
+  std::string fma_isa;      // the FMA peak's instruction set (avx512, avx2, scalar)
+  std::string gemm_isa;     // the CPU GEMM path production uses
+  double cpu_peak_1 = 0;    // f32 FMA peak, one thread, flop/s
+  double cpu_peak_all = 0;  // f32 FMA peak, `threads` threads together
   bool cuda_build = false;
-  std::string gpu;             // device name; empty without one
-  std::string gpu_skipped;     // why the CUDA cases did not run (empty when they did)
+  std::string gpu;          // device name; empty without one
+  std::string gpu_skipped;  // why the CUDA cases did not run (empty when they did)
   double gpu_f32_flops = 0, gpu_tensor_flops = 0, gpu_bytes = 0;
 };
 
 struct SuiteResult {
-  std::string name;    // e.g. "cpu.gemm/filmgrad-avx2/forward/r34.layer1/64x256x576"
-  std::string group;   // cpu.peak, cpu.gemm, cpu.conv2d, cpu.train_step, cuda.matmul, cuda.conv2d
-  std::string device;  // "cpu" or "cuda"
-  int threads = 0;     // CPU threads (0 for CUDA cases)
-  int64_t runs = 0;    // timed runs
-  double seconds = 0;  // mean seconds per run
-  double flops = 0;    // per run; 0 when not counted
-  double bytes = 0;    // per run; 0 when not counted
-  double peak = 0;     // flop/s that pct_peak is against; 0 when none
-  double images = 0;   // images per run (training steps), else 0
-  std::string skipped; // non-empty: why the case did not run (then no figures)
+  std::string name;     // e.g. "cpu.gemm/filmgrad-avx2/forward/r34.layer1/64x256x576"
+  std::string group;    // cpu.peak, cpu.gemm, cpu.conv2d, cpu.train_step, cuda.matmul, cuda.conv2d
+  std::string device;   // "cpu" or "cuda"
+  int threads = 0;      // CPU threads (0 for CUDA cases)
+  int64_t runs = 0;     // timed runs
+  double seconds = 0;   // mean seconds per run
+  double flops = 0;     // per run; 0 when not counted
+  double bytes = 0;     // per run; 0 when not counted
+  double peak = 0;      // flop/s that pct_peak is against; 0 when none
+  double images = 0;    // images per run (training steps), else 0
+  std::string skipped;  // non-empty: why the case did not run (then no figures)
 
   double flops_per_s() const { return seconds > 0 ? flops / seconds : 0; }
   double bytes_per_s() const { return seconds > 0 ? bytes / seconds : 0; }

@@ -60,8 +60,8 @@ void print_row(const bench::SuiteResult& r) {
     if (r.peak > 0 && r.flops > 0) std::snprintf(pct, sizeof pct, "%.1f", r.pct_peak());
     std::string extra;
     if (r.images > 0) extra = "  " + si(r.images / r.seconds, "img/s");
-    std::printf("%-72s %10.3f %13s %13s %7s%s\n", r.name.c_str(), r.seconds * 1e3, si(r.flops_per_s(), "FLOP/s").c_str(),
-                si(r.bytes_per_s(), "B/s").c_str(), pct, extra.c_str());
+    std::printf("%-72s %10.3f %13s %13s %7s%s\n", r.name.c_str(), r.seconds * 1e3,
+                si(r.flops_per_s(), "FLOP/s").c_str(), si(r.bytes_per_s(), "B/s").c_str(), pct, extra.c_str());
   }
   std::fflush(stdout);
 }

@@ -64,7 +64,8 @@ void require_creatable_folder(const std::string& path) {
   const fs::file_status st = fs::status(p, ec);
   if (fs::exists(st)) {
     FG_CHECK(fs::is_directory(st), "cannot write the study into '" << path << "': it is a file, not a folder");
-    FG_CHECK(::access(p.c_str(), W_OK) == 0, "cannot write the study into '" << path << "': the folder is not writable");
+    FG_CHECK(::access(p.c_str(), W_OK) == 0,
+             "cannot write the study into '" << path << "': the folder is not writable");
     return;
   }
   fs::path parent = p.parent_path();
@@ -102,9 +103,21 @@ int cmd_study(int argc, char** argv) {
     std::fputs(help_text().c_str(), stdout);
     return 0;
   }
-  ArgParser args("study", {{"--data"}, {"--clean"}, {"--damaged"}, {"--max-pairs"}, {"--vgg-weights"},
-                           {"--vgg-width"}, {"--seed"}, {"--top"}, {"--vis-filters"}, {"--vis-start"},
-                           {"--vis-upscaling-steps"}, {"--vis-scale"}, {"--vis-steps"}, {"--vis-lr"}, {"-o"},
+  ArgParser args("study", {{"--data"},
+                           {"--clean"},
+                           {"--damaged"},
+                           {"--max-pairs"},
+                           {"--vgg-weights"},
+                           {"--vgg-width"},
+                           {"--seed"},
+                           {"--top"},
+                           {"--vis-filters"},
+                           {"--vis-start"},
+                           {"--vis-upscaling-steps"},
+                           {"--vis-scale"},
+                           {"--vis-steps"},
+                           {"--vis-lr"},
+                           {"-o"},
                            {"--out"}});
   args.parse(argc, argv, 2);
 

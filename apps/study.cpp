@@ -111,8 +111,7 @@ std::vector<std::vector<double>> mean_filter_activations(models::VGG16& vgg, con
 std::vector<int64_t> top_filters(const std::vector<double>& values, int64_t k) {
   std::vector<int64_t> idx(values.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = int64_t(i);
-  std::stable_sort(idx.begin(), idx.end(),
-                   [&](int64_t a, int64_t b) { return values[size_t(a)] > values[size_t(b)]; });
+  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return values[size_t(a)] > values[size_t(b)]; });
   idx.resize(size_t(std::min<int64_t>(k, int64_t(idx.size()))));
   return idx;
 }
@@ -191,9 +190,9 @@ StudyResult run_study(models::VGG16& vgg, const std::vector<StudyPair>& pairs, c
   for (const StudyPair& pair : pairs) {
     const Tensor clean = read_image_rgb(pair.clean_path), damaged = read_image_rgb(pair.damaged_path);
     FG_CHECK(clean.shape() == damaged.shape(), "the pair '" << pair.name << "' differs in size: '" << pair.clean_path
-                                                            << "' is " << clean.size(3) << "x" << clean.size(2)
-                                                            << ", '" << pair.damaged_path << "' is " << damaged.size(3)
-                                                            << "x" << damaged.size(2));
+                                                            << "' is " << clean.size(3) << "x" << clean.size(2) << ", '"
+                                                            << pair.damaged_path << "' is " << damaged.size(3) << "x"
+                                                            << damaged.size(2));
     FG_CHECK(clean.size(2) >= 16 && clean.size(3) >= 16,
              "the pair '" << pair.name << "' is " << clean.size(3) << "x" << clean.size(2)
                           << "; the deepest VGG layer needs at least 16x16 pixels");
@@ -246,15 +245,15 @@ void write_study(const StudyResult& r, const StudyOptions& o, const std::string&
   std::string js = "{\n  \"settings\": " + json_quote(settings) + ",\n  \"top\": " + std::to_string(o.top) +
                    ",\n  \"taps\": " + int_list(r.taps) + ",\n  \"channels\": " + int_list(r.channels) +
                    ",\n  \"visualisation\": {\"filters\": " + std::to_string(o.vis.filters) +
-                   ", \"start_size\": " + std::to_string(o.vis.start_size) + ", \"rounds\": " +
-                   std::to_string(o.vis.rounds) + ", \"scale\": " + json_number(o.vis.scale) +
+                   ", \"start_size\": " + std::to_string(o.vis.start_size) +
+                   ", \"rounds\": " + std::to_string(o.vis.rounds) + ", \"scale\": " + json_number(o.vis.scale) +
                    ", \"steps\": " + std::to_string(o.vis.steps) + ", \"lr\": " + json_number(o.vis.lr) + "}" +
                    ",\n  \"mean\": " + pair_json(r.mean) + ",\n  \"pairs\": [";
   for (size_t i = 0; i < r.pairs.size(); ++i) js += (i ? ",\n    " : "\n    ") + pair_json(r.pairs[i]);
   js += "\n  ],\n  \"visualised\": [";
   for (size_t l = 0; l < r.vis.size(); ++l) {
-    js += std::string(l ? ", " : "") + "{\"tap\": " + std::to_string(r.taps[l]) + ", \"file\": " +
-          json_quote(vis_file(l, r.taps[l])) + ", \"filters\": [";
+    js += std::string(l ? ", " : "") + "{\"tap\": " + std::to_string(r.taps[l]) +
+          ", \"file\": " + json_quote(vis_file(l, r.taps[l])) + ", \"filters\": [";
     for (size_t i = 0; i < r.vis[l].size(); ++i) {
       const FilterVisual& v = r.vis[l][i];
       js += std::string(i ? ", " : "") + "{\"filter\": " + std::to_string(v.filter) +
@@ -288,15 +287,18 @@ void write_study(const StudyResult& r, const StudyOptions& o, const std::string&
 
   // report.html
   report::HtmlReport page("filmgrad loss-network study");
-  page.paragraph("What the perceptual loss's VGG16-BN sees of damage: the mean activation of every filter at the "
-                 "five layers the loss compares (features[5, 12, 22, 32, 42], the ReLUs before each max-pool), for " +
-                 std::to_string(r.pairs.size()) + " clean/damaged pair" + (r.pairs.size() == 1 ? "" : "s") +
-                 ", and the filters' preferred inputs found by activation maximisation.");
+  page.paragraph(
+      "What the perceptual loss's VGG16-BN sees of damage: the mean activation of every filter at the "
+      "five layers the loss compares (features[5, 12, 22, 32, 42], the ReLUs before each max-pool), for " +
+      std::to_string(r.pairs.size()) + " clean/damaged pair" + (r.pairs.size() == 1 ? "" : "s") +
+      ", and the filters' preferred inputs found by activation maximisation.");
   page.paragraph("Command: " + settings);
   page.heading("Differing filters among the top " + k + " (the dissertation's Table 5.2)");
   report::Table t;
-  t.caption = "How many of the " + k + " filters with the largest mean activation on the clean image are not among "
-              "the " + k + " largest on the damaged image; 'mean' ranks the activations averaged over all pairs.";
+  t.caption = "How many of the " + k +
+              " filters with the largest mean activation on the clean image are not among "
+              "the " +
+              k + " largest on the damaged image; 'mean' ranks the activations averaged over all pairs.";
   t.header = {"layer", "features index", "channels", "mean"};
   for (const PairActivations& p : r.pairs) t.header.push_back(p.name);
   for (size_t l = 0; l < L; ++l) {
@@ -339,9 +341,9 @@ void write_study(const StudyResult& r, const StudyOptions& o, const std::string&
   std::vector<std::pair<std::string, Tensor>> grids;
   if (!r.vis.empty()) {
     page.heading("Filter visualisation");
-    page.paragraph("Activation maximisation from " + std::to_string(o.vis.start_size) + " px noise: " +
-                   std::to_string(o.vis.rounds) + " rounds of " + std::to_string(o.vis.steps) + " Adam steps (lr " +
-                   report::fixed(o.vis.lr, 3) + "), resized x" + report::fixed(o.vis.scale, 2) +
+    page.paragraph("Activation maximisation from " + std::to_string(o.vis.start_size) +
+                   " px noise: " + std::to_string(o.vis.rounds) + " rounds of " + std::to_string(o.vis.steps) +
+                   " Adam steps (lr " + report::fixed(o.vis.lr, 3) + "), resized x" + report::fixed(o.vis.scale, 2) +
                    " between rounds (no blur). Per layer: the top " + std::to_string(o.vis.filters) +
                    " filters on the clean images, then those only in the damaged images' top " +
                    std::to_string(o.vis.filters) + ".");

@@ -31,9 +31,9 @@ struct VisOptions {
   int64_t start_size = 56;  // pixels
   int64_t rounds = 12;      // optimisation rounds; a resize by `scale` between each two
   double scale = 1.2;
-  int64_t steps = 40;       // Adam steps per round
+  int64_t steps = 40;  // Adam steps per round
   double lr = 0.1;
-  uint64_t seed = 0;        // the starting noise
+  uint64_t seed = 0;  // the starting noise
 };
 
 struct StudyOptions {
@@ -58,14 +58,14 @@ struct FilterVisual {
   int64_t filter = 0;
   bool in_clean_top = false, in_damaged_top = false;
   double start_activation = 0, final_activation = 0;  // mean of the tap's filter map, before and after
-  Tensor image;                                        // (3, H, W) in [0, 1]
+  Tensor image;                                       // (3, H, W) in [0, 1]
 };
 
 struct StudyResult {
   std::vector<int64_t> taps;      // {5, 12, 22, 32, 42}
   std::vector<int64_t> channels;  // per tap
   std::vector<PairActivations> pairs;
-  PairActivations mean;                       // from the activations averaged over the pairs
+  PairActivations mean;                        // from the activations averaged over the pairs
   std::vector<std::vector<FilterVisual>> vis;  // per layer (empty when vis.filters == 0)
 };
 

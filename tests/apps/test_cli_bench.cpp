@@ -31,7 +31,8 @@ class Bench : public ::testing::Test {
   // Runs bench --quick on the cases whose name contains `filter`; returns the parsed JSON.
   Json run(const std::string& filter) {
     const std::string out = (dir_ / "bench.json").string();
-    const auto r = run_filmgrad("bench --quick --min-time 0.01 --threads 1 --filter '" + filter + "' --out '" + out + "'");
+    const auto r =
+        run_filmgrad("bench --quick --min-time 0.01 --threads 1 --filter '" + filter + "' --out '" + out + "'");
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("wrote " + out), std::string::npos) << r.out;
     std::ifstream in(out);
@@ -74,12 +75,12 @@ TEST_F(Bench, CpuKernelsGivePositiveFigures) {
       EXPECT_EQ(r.find("skipped"), nullptr) << name;
       EXPECT_GE(number(r, "runs"), 2) << name;
       for (const char* key : {"seconds", "flops", "bytes", "flops_per_s", "bytes_per_s", "peak_flops", "pct_peak"}) {
-        if (filter == "cpu.peak/" && std::string(key).find("bytes") != std::string::npos) continue;  // no memory traffic
+        if (filter == "cpu.peak/" && std::string(key).find("bytes") != std::string::npos)
+          continue;  // no memory traffic
         EXPECT_GT(number(r, key), 0) << name << " " << key;
       }
       // FLOP/s is flops over seconds, exactly as written (both printed as round-trip doubles).
-      EXPECT_NEAR(number(r, "flops_per_s"), number(r, "flops") / number(r, "seconds"),
-                  1e-9 * number(r, "flops_per_s"));
+      EXPECT_NEAR(number(r, "flops_per_s"), number(r, "flops") / number(r, "seconds"), 1e-9 * number(r, "flops_per_s"));
     }
   }
 }

@@ -117,7 +117,8 @@ TEST(Study, VisualisationRaisesTheActivationAtTheSizesGiven) {
     Tensor noise = Tensor::empty({1, 3, 20, 20});
     fg::Generator g2(1);
     fg::uniform_(noise, g2, 150.0 / 255.0, 180.0 / 255.0);
-    filter = fg::apps::top_filters(fg::apps::mean_filter_activations(vgg, fg::apps::imagenet_normalize(noise))[0], 1)[0];
+    filter =
+        fg::apps::top_filters(fg::apps::mean_filter_activations(vgg, fg::apps::imagenet_normalize(noise))[0], 1)[0];
   }
   const fg::apps::FilterVisual v = fg::apps::visualise_filter(vgg, 5, filter, o);
   EXPECT_EQ(v.image.size(0), 3);
@@ -233,8 +234,8 @@ TEST_F(StudyCli, UserErrorsAreOneLine) {
   EXPECT_EQ(r.status, 2) << r.out;
   EXPECT_NE(r.out.find("clean/ and damaged/"), std::string::npos) << r.out;
   const std::string small = write("small.png", fg::test::random_tensor({3, 32, 32}, 2, fg::DType::F32, 0.0, 1.0));
-  r = run_filmgrad("study --clean '" + clean_ + "' --damaged '" + small + "' --vgg-weights random --vgg-width 0.125 -o '" +
-                   out.string() + "' --vis-filters 0");
+  r = run_filmgrad("study --clean '" + clean_ + "' --damaged '" + small +
+                   "' --vgg-weights random --vgg-width 0.125 -o '" + out.string() + "' --vis-filters 0");
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("differs in size"), std::string::npos) << r.out;
   // Weights of another width do not fit.
