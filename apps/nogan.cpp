@@ -23,6 +23,9 @@
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "tensor/safetensors.h"
+#ifdef FG_WITH_CUDA
+#include "tensor/cuda/context.h"
+#endif
 
 namespace fg::apps {
 
@@ -115,6 +118,7 @@ struct NoGanRun {
   std::unique_ptr<data::RestorationDataset> dataset;
   std::unique_ptr<data::DataLoader> loader;
   int64_t steps_per_epoch = 0;
+  Device device;
 
   // Position: the next step is `step` (all steps), in `phase`; pretraining counts epochs_in_phase and the batch;
   // the data run on through the phases (data_epoch, batch_in_epoch).
@@ -158,6 +162,18 @@ struct NoGanRun {
     Generator critic_gen(opt.seed ^ 0x637269746963ULL);
     critic = std::make_shared<models::NoGanCritic>(critic_gen, opt.critic_width);
     pair = std::make_shared<NoGanPair>(model->module_ptr(), critic);
+    device = parse_device(opt.device);
+    if (device.is_cuda()) {
+#ifdef FG_WITH_CUDA
+      const int n = cuda::device_count();
+      FG_CHECK(device.index < n, "--device " << opt.device << ": this machine has " << n << " CUDA device"
+                                             << (n == 1 ? "" : "s") << "; use --device cpu or a smaller index");
+#else
+      throw Error("--device " + opt.device + ": this filmgrad was built without CUDA; use --device cpu");
+#endif
+    }
+    model->to(device);
+    critic->to(device);
 
     // One Adam over both networks in two groups (generator, critic), built over every parameter so a checkpoint's
     // state always fits; a step moves only parameters with gradients.
@@ -192,6 +208,7 @@ struct NoGanRun {
     lo.drop_last = true;
     lo.workers = opt.workers;
     lo.seed = opt.seed;
+    lo.pin_memory = device.is_cuda();
     loader = std::make_unique<data::DataLoader>(*dataset, lo);
     steps_per_epoch = loader->batches_per_epoch();
     FG_CHECK(steps_per_epoch >= 1,
@@ -287,16 +304,16 @@ struct NoGanRun {
     {
       NoGradGuard no_grad;
       model->module().eval();  // the generator only generates here: its BatchNorms keep their statistics
-      fake = model->predict(Variable(batch.input)).data();
+      fake = model->predict(Variable(batch.input.to(device))).data();
     }
     critic->train();
     reseed_dropout();
-    const Variable real_logits = (*critic)(critic_input(Variable(batch.target)));
+    const Variable real_logits = (*critic)(critic_input(Variable(batch.target.to(device))));
     const Variable fake_logits = (*critic)(critic_input(Variable(fake)));
-    const Variable loss =
-        mul_scalar(add(bce_with_logits(real_logits, Variable(Tensor::full(real_logits.shape(), 1.0))),
-                       bce_with_logits(fake_logits, Variable(Tensor::full(fake_logits.shape(), 0.0)))),
-                   0.5);
+    const Variable loss = mul_scalar(
+        add(bce_with_logits(real_logits, Variable(Tensor::full(real_logits.shape(), 1.0, DType::F32, device))),
+            bce_with_logits(fake_logits, Variable(Tensor::full(fake_logits.shape(), 0.0, DType::F32, device)))),
+        0.5);
     const double value = loss.item();
     FG_CHECK(std::isfinite(value),
              "the critic's loss is not finite at step " << step + 1 << "; try a lower --critic-lr");
@@ -312,7 +329,8 @@ struct NoGanRun {
     reseed_dropout();
     const LossValue own = model->loss(batch);
     const Variable fake_logits = (*critic)(critic_input(own.prediction));
-    const Variable adv = bce_with_logits(fake_logits, Variable(Tensor::full(fake_logits.shape(), 1.0)));
+    const Variable adv =
+        bce_with_logits(fake_logits, Variable(Tensor::full(fake_logits.shape(), 1.0, DType::F32, device)));
     const Variable total = add(mul_scalar(adv, opt.w0), mul_scalar(own.total, opt.w1));
     const double value = total.item();
     FG_CHECK(std::isfinite(value),
@@ -464,12 +482,13 @@ constexpr const char* kHelp =
     "  --gan-weights W0 W1        the generator's loss: W0 * adversarial + W1 * its own (default 1 1)\n"
     "  --gan-lr X                 the generator's learning rate in the alternating phase (default 1e-5)\n"
     "  --seed S                   the critic's initialisation, the data order and the damage (default 0)\n"
+    "  --device D                 cpu (default), cuda or cuda:N (f32)\n"
     "  --workers N                loader threads (default 2)\n"
     "  --checkpoint-every N       steps between checkpoints (default 100)\n"
     "  --max-steps N              stop (resumably) after N steps in all\n"
     "  --no-progress              no progress bar\n"
-    "  --resume                   continue RUN (only --out, --workers, --checkpoint-every, --max-steps,\n"
-    "                             --no-progress may be given)\n";
+    "  --resume                   continue RUN (only --out, --device, --workers, --checkpoint-every,\n"
+    "                             --max-steps, --no-progress may be given)\n";
 
 }  // namespace
 
@@ -511,7 +530,8 @@ int cmd_train_nogan(int argc, char** argv) {
                            {"--checkpoint-every"},
                            {"--max-steps"},
                            {"--no-progress", 0},
-                           {"--resume", 0}});
+                           {"--resume", 0},
+                           {"--device"}});
   args.parse(argc, argv, 2);
   const std::string out = args.required("--out");
   const bool resume = args.has("--resume");
@@ -558,6 +578,7 @@ int cmd_train_nogan(int argc, char** argv) {
       throw UsageError("--generator '" + o.generator_run + "' is not a run folder");
   }
   o.out_dir = out;
+  o.device = args.text("--device", "cpu");
   o.workers = int(args.integer("--workers", o.workers, 0));
   o.checkpoint_every = args.integer("--checkpoint-every", o.checkpoint_every, 0);
   o.max_steps = args.integer("--max-steps", 0, 0);

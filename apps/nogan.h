@@ -41,6 +41,7 @@ struct NoGanOptions {
   double w0 = 1.0, w1 = 1.0;
   double gan_lr = 1e-5;
   uint64_t seed = 0;
+  std::string device = "cpu";  // "cpu", "cuda", "cuda:N" (f32 on either; may change when resuming)
   int workers = 2;
   int64_t checkpoint_every = 100;
   int64_t max_steps = 0;  // stop (resumably) once this many steps are done in all (0: no limit)

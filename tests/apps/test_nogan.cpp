@@ -205,6 +205,9 @@ TEST_F(NoGan, UserErrorsAreOneLine) {
   r = run_filmgrad(base_args("small", 1, 3, 128));
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("at least 193"), std::string::npos) << r.out;
+  r = run_filmgrad(base_args("dev") + " --device cuda:64");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("--device cuda:64"), std::string::npos) << r.out;
   r = run_filmgrad("train --preset nogan --out '" + (dir_ / "none").string() + "' --resume");
   EXPECT_EQ(r.status, 2) << r.out;
   r = run_filmgrad("train --preset nogan --help");
