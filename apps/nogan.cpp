@@ -361,9 +361,13 @@ struct NoGanRun {
     NoGanSummary summary;
     Progress progress(Progress::detect(opt.progress));
     const auto set_phase_trainable = [&] {
-      // The critic's body frozen in the first phase (its BatchNorms too: the critic trains its head only).
+      // The critic's body frozen in the first phase except its BatchNorms (bn*, downsample.1), as fastai's freeze()
+      // leaves them, and as the generator's encoder is frozen (apps/presets.h).
       critic->unfreeze();
-      if (phase == CRITIC_FROZEN) critic->freeze("body");
+      if (phase != CRITIC_FROZEN) return;
+      for (const auto& [name, p] : critic->body()->named_parameters())
+        if (name.find("bn") == std::string::npos && name.find("downsample.1") == std::string::npos)
+          p.set_requires_grad(false);
     };
     int64_t last_saved = resume ? step : -1;
     while (phase != DONE) {

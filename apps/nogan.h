@@ -1,8 +1,8 @@
 // NoGAN training (SPEC B, "NoGAN"; DeOldify's schedule, the dissertation's appendix E): `filmgrad train --preset nogan
 // --generator GEN --data DIR --out RUN` takes a trained generator run and
 //   1. pretrains the critic (models/critic.h) on real (clean) against generated images, the generator fixed:
-//      critic_frozen_epochs with its ResNet34 body frozen, then critic_unfrozen_epochs with everything trainable,
-//      both at critic_lr (2e-5);
+//      critic_frozen_epochs with its ResNet34 body frozen (but for its BatchNorms), then critic_unfrozen_epochs with
+//      everything trainable, both at critic_lr (2e-5);
 //   2. alternates (fastai's AdaptiveGANSwitcher): the critic trains, one batch per step, until its loss is below
 //      critic_threshold (0.65); then one generator step on loss = w0 * BCE(D(G(x)), real) + w1 * the generator's
 //      own loss (its run's loss: MSE, the perceptual losses, ...); then the critic again. The phase ends after
