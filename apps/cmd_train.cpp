@@ -13,6 +13,7 @@
 
 #include "apps/args.h"
 #include "apps/commands.h"
+#include "apps/nogan.h"
 #include "apps/presets.h"
 #include "apps/train.h"
 #include "models/registry.h"
@@ -31,7 +32,8 @@ constexpr const char* kHelp =
     "samples/epoch_NNN.png. docs/training.md explains every default.\n"
     "\n"
     "what to train (a preset fills every default; each flag overrides one):\n"
-    "  --preset NAME            dissertation (default), cross-channel or demo\n"
+    "  --preset NAME            dissertation (default), cross-channel or demo; nogan trains a critic and\n"
+    "                           the GAN phase on a finished run (filmgrad train --preset nogan --help)\n"
     "  --task dust|negative     dust and scratches on RGB, or the blue channel of negatives\n"
     "  --model NAME             dynamic_unet, tiny_unet (dust); cross_channel, cross_channel_no_mask,\n"
     "                           cross_channel_plain (negative)\n"
@@ -329,6 +331,9 @@ TrainCommandLine parse_train_command_line(int argc, char** argv) {
 }
 
 int cmd_train(int argc, char** argv) {
+  // NoGAN trains a critic beside a finished generator run: its own options and loop (apps/nogan.h).
+  for (int i = 2; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--preset" && std::string(argv[i + 1]) == "nogan") return cmd_train_nogan(argc, argv);
   if (ArgParser::wants_help(argc, argv, 2)) {
     std::fputs(kHelp, stdout);
     return 0;

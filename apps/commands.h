@@ -18,5 +18,7 @@ int cmd_eval(int argc, char** argv);
 int cmd_restore(int argc, char** argv);
 int cmd_metrics(int argc, char** argv);
 int cmd_version(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+int cmd_study(int argc, char** argv);
 
 }  // namespace fg::apps

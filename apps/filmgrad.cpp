@@ -8,6 +8,8 @@
 //   restore   restore images of any size with a trained network, tiled
 //   metrics   PSNR and SSIM of two images
 //   version   print the version, the build configuration and the CPU kernels picked
+//   study     the loss-network study: VGG16-BN filter activations on clean/damaged pairs, filter visualisation
+//   bench     run the CPU (and, with a GPU, CUDA) benchmarks this build has; a table and JSON
 // User errors print one line "filmgrad: error: ..." and exit with status 2 (bad usage, a missing input file) or
 // 1 (any other failure).
 #include <cstdio>
@@ -35,6 +37,8 @@ constexpr Command kCommands[] = {
     {"restore", fg::apps::cmd_restore},
     {"metrics", fg::apps::cmd_metrics},
     {"version", fg::apps::cmd_version},
+    {"study", fg::apps::cmd_study},
+    {"bench", fg::apps::cmd_bench},
 };
 
 constexpr const char* kUsage =
@@ -53,6 +57,9 @@ constexpr const char* kUsage =
     "  restore   IN... -o OUT --model RUN: restore images of any size (tiled), keeping their bit depth\n"
     "  metrics   A B: PSNR and SSIM of two images, whole and per channel\n"
     "  version   print the version and how this binary was built\n"
+    "  study     --data DIR --vgg-weights FILE -o OUT: what the perceptual loss's VGG sees of damage\n"
+    "            (Table 5.2's differing top-9 filters, filter visualisations), as an HTML report\n"
+    "  bench     the CPU and GPU benchmarks: FLOP/s, bytes/s and percent of peak, as a table and JSON\n"
     "\n"
     "Run 'filmgrad <command> --help' for a command's options; docs/cli.md has examples.\n";
 

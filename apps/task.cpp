@@ -323,6 +323,7 @@ LossValue RestorationModel::loss(const data::Batch& batch) {
     out.total = t.total;
   }
   out.terms[loss] = out.total.item();
+  out.prediction = impl_->imagenet ? impl_->denormalize(pred) : pred;
   if (mask_logits.defined()) {
     const Variable bce = bce_with_logits(mask_logits, Variable(batch.mask.to(device).to(mask_logits.dtype())));
     out.terms["bce_mask"] = bce.item();

@@ -50,6 +50,8 @@ struct ModelConfig {
 struct LossValue {
   Variable total;                       // what backward() is called on
   std::map<std::string, double> terms;  // named terms for logs ("mse", "bce_mask", "content", ...), incl. "total"
+  Variable prediction;                  // dust: the prediction in image space, differentiable (NoGAN's critic
+                                        // scores it, apps/nogan.h); undefined for the negative task
 };
 
 class RestorationModel {

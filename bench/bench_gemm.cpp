@@ -2,10 +2,8 @@
 // against OpenBLAS, the twin. One single-threaded call per iteration, as conv2d makes them (each OpenMP thread
 // calls the GEMM on its own tile), so the counters compare with the one-thread FMA peak.
 //
-// Shapes: the (trans_a, trans_b, M, N, K) of the gemm_blas calls that conv2d_forward (W x col: no transposes),
-// conv2d_backward_input (W^T x dy: A transposed) and conv2d_backward_weight (dy x col^T: B transposed) make on the
-// layers of bench/bench_conv2d.cpp at one thread, recorded by logging gemm_blas's arguments on 2026-12-07 (the
-// column tiles come from conv2d's 1 MiB column budget, so N is the tile width, not the image size).
+// Shapes: the gemm_blas calls conv2d makes on the layers of bench/bench_conv2d.cpp (apps/bench_suite.cpp's table,
+// shared with `filmgrad bench`, says how they were recorded).
 //
 // Names: gemm/<impl>/<direction>/<layer>/<M>x<N>x<K>, impl = filmgrad-<isa> or openblas. The context records which
 // core OpenBLAS picked (openblas_core); run with OPENBLAS_CORETYPE=Prescott to time the SSE3 kernels OpenBLAS
@@ -18,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench_suite.h"
 #include "bench/peak.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/matmul.h"
@@ -27,41 +26,7 @@ namespace {
 using fg::cpu::GemmBackend;
 using fg::cpu::GemmIsa;
 
-struct Shape {
-  const char* direction;
-  const char* layer;
-  bool ta, tb;
-  int64_t M, N, K;
-};
-
-// The largest or most frequent tile of each layer (bench_conv2d.cpp's names).
-const std::vector<Shape>& shapes() {
-  static const std::vector<Shape> table = {
-      {"forward", "r34.conv1@256", false, false, 64, 1639, 147},
-      {"forward", "r34.layer1", false, false, 64, 256, 576},
-      {"forward", "r34.layer1@256", false, false, 64, 410, 576},
-      {"forward", "r34.layer2", false, false, 128, 192, 1152},
-      {"forward", "unet.block2.conv", false, false, 256, 128, 2304},
-      {"forward", "xc.block512", false, false, 512, 128, 4608},
-      {"forward", "r34.layer4", false, false, 512, 32, 4608},
-      {"forward", "unet.block1.conv", false, false, 384, 128, 3456},
-      {"forward", "unet.block3.conv1", false, false, 96, 147, 1728},
-      {"forward", "unet.res@256", false, false, 99, 294, 891},
-      {"forward", "unet.last.shuf", false, false, 384, 2048, 96},
-      {"forward", "unet.head", false, false, 3, 2048, 99},
-      {"backward_input", "r34.layer1", true, false, 576, 256, 64},
-      {"backward_input", "unet.block2.conv", true, false, 2304, 128, 256},
-      {"backward_input", "xc.block512", true, false, 4608, 128, 512},
-      {"backward_input", "unet.block3.conv1", true, false, 1728, 147, 96},
-      {"backward_input", "unet.res@256", true, false, 891, 294, 99},
-      {"backward_weight", "r34.layer1", false, true, 64, 576, 256},
-      {"backward_weight", "unet.block2.conv", false, true, 256, 2304, 128},
-      {"backward_weight", "xc.block512", false, true, 512, 4608, 128},
-      {"backward_weight", "unet.block3.conv1", false, true, 96, 1728, 147},
-      {"backward_weight", "unet.res@256", false, true, 99, 891, 294},
-  };
-  return table;
-}
+using Shape = fg::bench::GemmShape;
 
 struct Impl {
   std::string name;
@@ -102,10 +67,9 @@ int main(int argc, char** argv) {
     if (fg::cpu::gemm_isa_supported(isa))
       impls.push_back({std::string("filmgrad-") + fg::cpu::gemm_isa_name(isa), GemmBackend::FILMGRAD, isa});
   impls.push_back({"openblas", GemmBackend::OPENBLAS, GemmIsa::GENERIC});
-  for (const Shape& s : shapes()) {
+  for (const Shape& s : fg::bench::gemm_shapes()) {
     for (const Impl& impl : impls) {
-      const std::string name = "gemm/" + impl.name + "/" + s.direction + "/" + s.layer + "/" + std::to_string(s.M) +
-                               "x" + std::to_string(s.N) + "x" + std::to_string(s.K);
+      const std::string name = "gemm/" + impl.name + "/" + fg::bench::gemm_shape_name(s);
       benchmark::RegisterBenchmark(name.c_str(), run, s, impl, peak)->UseRealTime()->Unit(benchmark::kMicrosecond);
     }
   }

@@ -1,10 +1,7 @@
 // The GPU's peak rates for the CUDA benchmarks' percent-of-peak counters, and GPU timing with CUDA events.
 //
-// Peaks are derived from the device, not looked up by name: SMs x per-SM rate x clock, with the clock from
-// cudaDevAttrClockRate (the maximum boost clock) and the per-SM rates per compute capability below (dense, no
-// sparsity). Memory bandwidth comes from fg::cuda::properties (memory clock x bus width, double data rate).
-//   sm_90 (H100): 128 f32 FMA / clock / SM on the FP32 pipes; 2048 dense f16/bf16 tensor-core FMA / clock / SM.
-//   sm_80 (A100): 64 f32 FMA; 1024 tensor FMA.    sm_86/89: 128 f32 FMA; 512 tensor FMA.
+// Peaks are derived from the device by apps/bench_gpu_peak.h (shared with `filmgrad bench`; the per-SM rates are
+// listed there).
 // For an H100 SXM (132 SMs, 1.98 GHz boost) that gives 66.9 TFLOP/s f32 and 1070 TFLOP/s bf16; NVIDIA's datasheet
 // states 66.9 TFLOP/s f32, 989.4 TFLOP/s dense bf16 (quoted at the 1.83 GHz tensor clock) and 3.35 TB/s HBM3. The
 // datasheet figures are recorded beside the derived ones in the JSON context, so either can be used afterwards.
@@ -15,43 +12,10 @@
 
 #include <string>
 
+#include "apps/bench_gpu_peak.h"
 #include "tensor/cuda/context.h"
 
 namespace fg::bench {
-
-struct GpuPeaks {
-  double f32_flops = 0;     // FP32 FMA pipes, flop/s
-  double tensor_flops = 0;  // dense f16/bf16 tensor cores, flop/s
-  double bytes = 0;         // memory bandwidth, bytes/s
-  int sm_count = 0;
-  double clock_hz = 0;
-  std::string name;
-};
-
-inline GpuPeaks gpu_peaks(int device) {
-  const cuda::DeviceProperties& p = cuda::properties(device);
-  int clock_khz = 0;
-  if (cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device) != cudaSuccess) clock_khz = 0;
-  double f32_fma = 64, tensor_fma = 512;
-  if (p.major == 9) {
-    f32_fma = 128;
-    tensor_fma = 2048;
-  } else if (p.major == 8 && p.minor == 0) {
-    f32_fma = 64;
-    tensor_fma = 1024;
-  } else if (p.major == 8) {
-    f32_fma = 128;
-    tensor_fma = 512;
-  }
-  GpuPeaks g;
-  g.sm_count = p.sm_count;
-  g.clock_hz = double(clock_khz) * 1e3;
-  g.f32_flops = double(p.sm_count) * f32_fma * 2.0 * g.clock_hz;
-  g.tensor_flops = double(p.sm_count) * tensor_fma * 2.0 * g.clock_hz;
-  g.bytes = p.memory_bandwidth_gbs * 1e9;
-  g.name = p.name;
-  return g;
-}
 
 // Records the peaks (derived and datasheet) in the benchmark JSON's context.
 inline void add_gpu_context(const GpuPeaks& g) {
