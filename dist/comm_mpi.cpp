@@ -32,7 +32,7 @@ class MpiRequest : public Request {
     if (done_) return true;
     int flag = 0;
     const int rc = MPI_Test(&request_, &flag, MPI_STATUS_IGNORE);
-    FG_CHECK(rc == MPI_SUCCESS, "rank " << rank_ << ": " << op_ << " failed in MPI: " << mpi_error_text(rc)
+    FG_CHECK(rc == MPI_SUCCESS, op_ << " failed in MPI: " << mpi_error_text(rc)
                                         << " (another rank probably ended; see its output)");
     done_ = flag != 0;
     return done_;
@@ -168,7 +168,7 @@ class MpiCommunicator : public Communicator {
 
  private:
   void check(int rc, const char* op) const {
-    FG_CHECK(rc == MPI_SUCCESS, "rank " << rank_ << ": starting the " << op << " failed in MPI: " << mpi_error_text(rc));
+    FG_CHECK(rc == MPI_SUCCESS, "starting the " << op << " failed in MPI: " << mpi_error_text(rc));
   }
   static void check_host_f32(const Tensor& t, const char* op) {
     FG_ASSERT(t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous(),
