@@ -311,11 +311,11 @@ std::string TrainOptions::to_json() const {
          ",\"samples_per_image\":" + std::to_string(samples_per_image) + ",\"load_scale\":" + json_number(load_scale) + ",\"damage_frame_min\":" + std::to_string(damage_frame_min) +
          ",\"damage_frame_max\":" + std::to_string(damage_frame_max) + ",\"overlay_dir\":" + json_quote(overlay_dir) +
          ",\"seed\":" + std::to_string(seed) + ",\"precision\":" + json_quote(precision) +
-         ",\"sync_bn\":" + (sync_bn ? "true" : "false") +
-         ",\"device\":" + json_quote(device) + ",\"workers\":" + std::to_string(workers) +
-         ",\"checkpoint_every\":" + std::to_string(checkpoint_every) + ",\"log_format\":" + json_quote(log_format) +
-         ",\"log_every\":" + std::to_string(log_every) + ",\"progress\":" + (progress ? "true" : "false") +
-         ",\"max_steps\":" + std::to_string(max_steps) + ",\"sample_rows\":" + std::to_string(sample_rows) + "}";
+         ",\"sync_bn\":" + (sync_bn ? "true" : "false") + ",\"device\":" + json_quote(device) +
+         ",\"workers\":" + std::to_string(workers) + ",\"checkpoint_every\":" + std::to_string(checkpoint_every) +
+         ",\"log_format\":" + json_quote(log_format) + ",\"log_every\":" + std::to_string(log_every) +
+         ",\"progress\":" + (progress ? "true" : "false") + ",\"max_steps\":" + std::to_string(max_steps) +
+         ",\"sample_rows\":" + std::to_string(sample_rows) + "}";
 }
 
 TrainOptions TrainOptions::from_json(const std::string& json) {
@@ -928,8 +928,11 @@ struct Trainer::Impl {
     const LossValue lv = model->loss(on_device(batch));
     if (reducer) {
       // The non-finite checks wait for the averaged loss, so that every rank takes the same decision.
-      if (!mp) lv.total.backward();
-      else scaler.scale_loss(lv.total).backward();
+      if (!mp) {
+        lv.total.backward();
+      } else {
+        scaler.scale_loss(lv.total).backward();
+      }
       reducer->finish();
       const std::map<std::string, double> terms = average_over_ranks(lv.terms);
       const double total = terms.at("total");
@@ -1079,12 +1082,13 @@ struct Trainer::Impl {
     r.seconds = seconds;
     if (log) log->epoch(r);
     if (writer())
-      progress.print(stdout, "epoch " + std::to_string(epoch_number) + "/" + std::to_string(total_epochs()) + " (stage " +
-                               std::to_string(stage + 1) + ", " + std::to_string(cur().size) + " px): train loss " +
-                               fmt("%.5g", r.train_loss) + ", validation loss " + fmt("%.5g", v.loss) + ", MSE " +
-                               fmt("%.5g", v.mse) + " (input " + fmt("%.5g", v.input_mse) + "), SSIM " +
-                               fmt("%.4f", v.ssim) + " (input " + fmt("%.4f", v.input_ssim) + "), " +
-                               fmt("%.1f", seconds) + " s" + (improved ? " (best of the stage)" : ""));
+      progress.print(stdout, "epoch " + std::to_string(epoch_number) + "/" + std::to_string(total_epochs()) +
+                                 " (stage " + std::to_string(stage + 1) + ", " + std::to_string(cur().size) +
+                                 " px): train loss " + fmt("%.5g", r.train_loss) + ", validation loss " +
+                                 fmt("%.5g", v.loss) + ", MSE " + fmt("%.5g", v.mse) + " (input " +
+                                 fmt("%.5g", v.input_mse) + "), SSIM " + fmt("%.4f", v.ssim) + " (input " +
+                                 fmt("%.4f", v.input_ssim) + "), " + fmt("%.1f", seconds) + " s" +
+                                 (improved ? " (best of the stage)" : ""));
     epoch_loss_sum = 0;
     epoch_loss_count = 0;
     batch_in_epoch = 0;
@@ -1094,7 +1098,7 @@ struct Trainer::Impl {
         load_weights(path("best.safetensors"));
         if (writer())
           progress.print(stdout, "stage " + std::to_string(stage + 1) + " done: reloaded its best weights (epoch " +
-                                   std::to_string(best_epoch) + ", validation loss " + fmt("%.5g", best_val) + ")");
+                                     std::to_string(best_epoch) + ", validation loss " + fmt("%.5g", best_val) + ")");
       }
       ++stage;
       epoch_in_stage = 0;

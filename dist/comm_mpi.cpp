@@ -32,8 +32,8 @@ class MpiRequest : public Request {
     if (done_) return true;
     int flag = 0;
     const int rc = MPI_Test(&request_, &flag, MPI_STATUS_IGNORE);
-    FG_CHECK(rc == MPI_SUCCESS, op_ << " failed in MPI: " << mpi_error_text(rc)
-                                        << " (another rank probably ended; see its output)");
+    FG_CHECK(rc == MPI_SUCCESS,
+             op_ << " failed in MPI: " << mpi_error_text(rc) << " (another rank probably ended; see its output)");
     done_ = flag != 0;
     return done_;
   }
@@ -118,14 +118,15 @@ class MpiCommunicator : public Communicator {
   std::unique_ptr<Request> all_reduce_sum_async(Tensor& t) override {
     check_host_f32(t, "all-reduce");
     MPI_Request r;
-    check(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), checked_count(t.numel(), "all-reduce"), MPI_FLOAT, MPI_SUM,
-                         comm_, &r),
+    check(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), checked_count(t.numel(), "all-reduce"), MPI_FLOAT, MPI_SUM, comm_,
+                         &r),
           "all-reduce");
     return std::make_unique<MpiRequest>(r, rank_, "an all-reduce");
   }
 
   std::unique_ptr<Request> broadcast_async(Tensor& t, int root) override {
-    FG_ASSERT(t.device().is_cpu() && t.is_contiguous(), "MPI broadcast: needs a contiguous CPU tensor, got " << t.str());
+    FG_ASSERT(t.device().is_cpu() && t.is_contiguous(),
+              "MPI broadcast: needs a contiguous CPU tensor, got " << t.str());
     return broadcast_async(t.raw_data(), int64_t(t.nbytes()), root);
   }
 

@@ -56,8 +56,8 @@ class NcclCommunicator : public Communicator {
     device_ = device.index;
     const int n = cuda::device_count();
     FG_CHECK(device_ < n, "rank " << rank_ << " (local rank " << local_rank_ << ") needs GPU " << device_
-                                   << " but this machine has " << n
-                                   << "; start at most one rank per GPU on each machine");
+                                  << " but this machine has " << n
+                                  << "; start at most one rank per GPU on each machine");
     cuda::DeviceGuard guard(device_);
     ncclUniqueId id;
     if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), rank_, "ncclGetUniqueId");

@@ -72,8 +72,9 @@ GradientReducer::~GradientReducer() {
 
 void GradientReducer::mark_ready(size_t param) {
   Bucket& b = buckets_[bucket_of_[param]];
-  FG_ASSERT(b.pending > 0, "GradientReducer: a parameter was ready twice in one step (two backward passes without "
-                          "finish() between them)");
+  FG_ASSERT(b.pending > 0,
+            "GradientReducer: a parameter was ready twice in one step (two backward passes without "
+            "finish() between them)");
   --b.pending;
   if (options_.overlap) start_ready_buckets(false);
   poke();
@@ -93,8 +94,10 @@ void GradientReducer::start(Bucket& b) {
     Tensor slot = b.flat.slice(0, b.offsets[i], b.offsets[i] + p.numel());
     b.had_grad[i] = p.grad().defined();
     // A parameter without a gradient in this step (unused by the graph) takes part as zeros.
-    if (b.had_grad[i]) slot.copy_(p.grad().reshape({p.numel()}));
-    else slot.zero_();
+    if (b.had_grad[i])
+      slot.copy_(p.grad().reshape({p.numel()}));
+    else
+      slot.zero_();
   }
   b.request = comm_.all_reduce_sum_async(b.flat);
 }

@@ -74,8 +74,7 @@ void Communicator::wait(Request& r, const std::string& what) {
     if (waited > timeout_s_) {
       const std::vector<int> silent = silent_ranks(std::min(10.0, timeout_s_));
       std::ostringstream os;
-      os << what << " did not complete in " << timeout_s_
-         << " s (FG_DIST_TIMEOUT): ";
+      os << what << " did not complete in " << timeout_s_ << " s (FG_DIST_TIMEOUT): ";
       if (silent.empty()) {
         os << "every rank still answers, so they are out of step (a bug) or one is far slower";
       } else {

@@ -44,7 +44,10 @@ class SyncBatchNormNode : public Node {
  public:
   SyncBatchNormNode(Tensor x, kernels::BatchNormStats stats, Tensor weight, double count,
                     std::function<void(std::vector<double>&)> all_reduce)
-      : x_(std::move(x)), stats_(std::move(stats)), weight_(std::move(weight)), count_(count),
+      : x_(std::move(x)),
+        stats_(std::move(stats)),
+        weight_(std::move(weight)),
+        count_(count),
         all_reduce_(std::move(all_reduce)) {}
   const char* name() const override { return "SyncBatchNormBackward"; }
   std::vector<Tensor> backward(const Tensor& grad_output) override {
@@ -62,7 +65,8 @@ class SyncBatchNormNode : public Node {
     }
     all_reduce_(sums);
     // dx = w invstd (dy - sum(dy)/M - xhat sum(dy xhat)/M), with sums over every process: as a dy + b x + c.
-    std::vector<double> a(static_cast<size_t>(C)), b(static_cast<size_t>(C)), c0(static_cast<size_t>(C)), zero(static_cast<size_t>(C), 0.0), one(static_cast<size_t>(C), 1.0);
+    std::vector<double> a(static_cast<size_t>(C)), b(static_cast<size_t>(C)), c0(static_cast<size_t>(C)),
+        zero(static_cast<size_t>(C), 0.0), one(static_cast<size_t>(C), 1.0);
     const std::vector<double> w = weight_.defined() ? weight_.to_vector() : one;
     for (int64_t c = 0; c < C; ++c) {
       const double is = invstd[size_t(c)], k = w[size_t(c)] * is;

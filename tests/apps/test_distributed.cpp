@@ -120,7 +120,8 @@ TEST_F(DistributedRank, ReducerOnTwoRanksEqualsOneProcessOnTheWholeBatch) {
   dist::ReducerTiming timing;
   const Trained ddp = train_small(comm.get(), &timing);
   const Trained ref = train_small(nullptr, nullptr);
-  for (int s = 0; s < kSteps; ++s) EXPECT_NEAR(ddp.losses[size_t(s)], ref.losses[size_t(s)], 1e-5 * ref.losses[size_t(s)]);
+  for (int s = 0; s < kSteps; ++s)
+    EXPECT_NEAR(ddp.losses[size_t(s)], ref.losses[size_t(s)], 1e-5 * ref.losses[size_t(s)]);
   ASSERT_EQ(ddp.weights.size(), ref.weights.size());
   for (size_t i = 0; i < ref.weights.size(); ++i) {
     const std::vector<float> a = ddp.weights[i].to_vector_f32(), b = ref.weights[i].to_vector_f32();
@@ -174,7 +175,7 @@ class Distributed : public ::testing::Test {
 #endif
     if (mpirun_prefix(2).empty()) GTEST_SKIP() << "mpirun not found (apt-get install openmpi-bin)";
     root_ = fs::temp_directory_path() / ("fg_dist_" + std::to_string(getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_ / "photos");
     test::write_wave_photos((root_ / "photos").string());
@@ -188,7 +189,9 @@ class Distributed : public ::testing::Test {
            " --model tiny_unet --sizes 32 --batches 4 --epochs 2 --log-every 1 --no-progress --workers 1 --seed " +
            seed + " " + extra;
   }
-  static std::string filmgrad() { return shell_quote(std::string(FG_BINARY_DIR) + "/filmgrad"); }
+  static std::string filmgrad() {
+    return shell_quote(std::string(FG_BINARY_DIR) + "/filmgrad");
+  }
   fs::path root_;
 };
 
@@ -216,7 +219,8 @@ void expect_same_weights(const std::string& a, const std::string& b, double rel)
   int compared = 0;
   for (const auto& [name, unused] : x.tensors) {
     if (name.find("num_batches_tracked") != std::string::npos) continue;
-    const std::vector<float> p = x.get(name).to(DType::F32).to_vector_f32(), q = y.get(name).to(DType::F32).to_vector_f32();
+    const std::vector<float> p = x.get(name).to(DType::F32).to_vector_f32(),
+                             q = y.get(name).to(DType::F32).to_vector_f32();
     ASSERT_EQ(p.size(), q.size()) << name;
     for (size_t k = 0; k < p.size(); ++k)
       ASSERT_NEAR(p[k], q[k], rel * std::max(1.0f, std::fabs(q[k]))) << name << "[" << k << "]";
@@ -262,8 +266,8 @@ TEST_F(Distributed, ARunOfTwoRanksResumesOnOne) {
   const Shell b = run_shell(mpirun_prefix(2) + filmgrad() + " " + train_args(mixed, "--sync-bn --max-steps 3"));
   ASSERT_EQ(b.status, 0) << b.out;
   ASSERT_EQ(logged(mixed, "loss").size(), 3u);
-  const Shell c = run_shell("OMP_NUM_THREADS=1 " + filmgrad() + " train --no-progress --out " + shell_quote(mixed) +
-                            " --resume");
+  const Shell c =
+      run_shell("OMP_NUM_THREADS=1 " + filmgrad() + " train --no-progress --out " + shell_quote(mixed) + " --resume");
   ASSERT_EQ(c.status, 0) << c.out;
   const std::vector<double> la = logged(one, "loss"), lb = logged(mixed, "loss");
   ASSERT_EQ(la.size(), lb.size());
@@ -373,8 +377,8 @@ std::vector<std::string> split_words(const std::string& s) {
 
 TEST_F(Distributed, AKilledRankEndsTheRunWithAnErrorNamingIt) {
   const std::string run = (root_ / "killed").string(), log = (root_ / "killed.log").string();
-  std::vector<std::string> cmd = {"mpirun", "--oversubscribe", "-np", "2", "-x", "OMP_NUM_THREADS=1",
-                                  "-x", "FG_DIST_TIMEOUT=3"};
+  std::vector<std::string> cmd = {"mpirun", "--oversubscribe",   "-np", "2",
+                                  "-x",     "OMP_NUM_THREADS=1", "-x",  "FG_DIST_TIMEOUT=3"};
   if (geteuid() == 0) cmd.push_back("--allow-run-as-root");
   // --enable-recovery: mpirun leaves the other rank running (as Slurm may), so what is checked is filmgrad's own
   // detection: the rank left waits FG_DIST_TIMEOUT seconds, calls the roll and names the rank that is gone.
