@@ -47,8 +47,7 @@ void BM_AllReduce_MPI(benchmark::State& state) {
   const int64_t bytes = state.range(0);
   fg::Tensor t = fg::Tensor::ones({bytes / 4});
   MPI_Barrier(MPI_COMM_WORLD);
-  for (auto _ : state)
-    MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+  for (auto _ : state) MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
   state.SetBytesProcessed(state.iterations() * bytes);
   state.counters["ranks"] = g_comm->size();
 }
