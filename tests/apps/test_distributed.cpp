@@ -378,7 +378,7 @@ std::vector<std::string> split_words(const std::string& s) {
 TEST_F(Distributed, AKilledRankEndsTheRunWithAnErrorNamingIt) {
   const std::string run = (root_ / "killed").string(), log = (root_ / "killed.log").string();
   std::vector<std::string> cmd = {"mpirun", "--oversubscribe",   "-np", "2",
-                                  "-x",     "OMP_NUM_THREADS=1", "-x",  "FG_DIST_TIMEOUT=3"};
+                                  "-x",     "OMP_NUM_THREADS=1", "-x",  "FG_DIST_TIMEOUT=5"};
   if (geteuid() == 0) cmd.push_back("--allow-run-as-root");
   // --enable-recovery: mpirun leaves the other rank running (as Slurm may), so what is checked is filmgrad's own
   // detection: the rank left waits FG_DIST_TIMEOUT seconds, calls the roll and names the rank that is gone.
@@ -393,16 +393,18 @@ TEST_F(Distributed, AKilledRankEndsTheRunWithAnErrorNamingIt) {
   const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_NE(status, -3) << "rank 1 was never seen training:\n" << out;
   ASSERT_NE(status, -2) << "the run did not end within 90 s of the kill:\n" << out;
-  // Bounded: FG_DIST_TIMEOUT (3 s) plus the roll call (at most 3 s), with room for a loaded machine.
+  // Bounded: FG_DIST_TIMEOUT (5 s) plus the roll call (at most 5 s), with room for a loaded machine.
   EXPECT_LT(seconds, 30.0) << out;
   size_t lines = 0;
   for (size_t at = out.find("filmgrad: error:"); at != std::string::npos; at = out.find("filmgrad: error:", at + 1))
     ++lines;
   EXPECT_EQ(lines, 1u) << out;
-  EXPECT_NE(out.find("filmgrad: error: rank 0 of 2: the gradient all-reduce did not complete in 3 s "
-                     "(FG_DIST_TIMEOUT): rank 1 no longer answers"),
-            std::string::npos)
-      << out;
+  // Which collective rank 0 was waiting in depends on where the kill landed (most often the gradient all-reduce).
+  const size_t line = out.find("filmgrad: error: rank 0 of 2: ");
+  ASSERT_NE(line, std::string::npos) << out;
+  const std::string error = out.substr(line, out.find('\n', line) - line);
+  EXPECT_NE(error.find("did not complete in 5 s (FG_DIST_TIMEOUT): rank 1 no longer answers"), std::string::npos)
+      << error;
 }
 
 TEST_F(Distributed, AKilledRankUnderPlainMpirunEndsTheRun) {
