@@ -57,6 +57,7 @@ TEST_F(NcclRank, CollectivesAndTheReducerOnCudaTensors) {
       ASSERT_FLOAT_EQ(v, float((n + 1) / 2.0 * (k + 1)));
 }
 
+#ifdef FG_WITH_NCCL
 std::string mpirun_command() {
   FILE* p = popen("command -v mpirun", "r");
   std::array<char, 256> buf{};
@@ -64,6 +65,7 @@ std::string mpirun_command() {
   if (p) pclose(p);
   return found ? "mpirun" : "";
 }
+#endif
 
 TEST(Nccl, OneRankPerGpu) {
   if (dist::detect_launch().launched) GTEST_SKIP() << "this is a rank; the parent test checks its result";
