@@ -72,7 +72,7 @@ void Communicator::wait(Request& r, const std::string& what) {
   while (!r.test()) {
     const double waited = std::chrono::duration<double>(clock::now() - start).count();
     if (waited > timeout_s_) {
-      const std::vector<int> silent = silent_ranks(std::min(10.0, timeout_s_));
+      const std::vector<int> silent = silent_ranks(std::min(10.0, std::max(1.0, timeout_s_ / 2)));
       std::ostringstream os;
       os << what << " did not complete in " << timeout_s_ << " s (FG_DIST_TIMEOUT): ";
       if (silent.empty()) {
