@@ -47,9 +47,9 @@ int cmd_version(int argc, char** argv) {
   if (ArgParser::wants_help(argc, argv, 2)) {
     std::fputs(
         "usage: filmgrad version\n"
-        "  prints the version, whether CUDA is built in, the OpenMP threads, and the CPU GEMM kernels picked for\n"
-        "  this CPU (FG_CPU_GEMM=filmgrad|openblas and FG_CPU_KERNELS=auto|avx512|avx2|generic change them;\n"
-        "  docs/cpu_kernels.md)\n",
+        "  prints the version, whether CUDA and data-parallel training (MPI, NCCL) are built in, the OpenMP\n"
+        "  threads, and the CPU GEMM kernels picked for this CPU (FG_CPU_GEMM=filmgrad|openblas and\n"
+        "  FG_CPU_KERNELS=auto|avx512|avx2|generic change them; docs/cpu_kernels.md)\n",
         stdout);
     return 0;
   }
@@ -60,6 +60,13 @@ int cmd_version(int argc, char** argv) {
   std::printf("cuda: built in\n");
 #else
   std::printf("cuda: not built (nvcc was not found at build time)\n");
+#endif
+#if defined(FG_WITH_MPI) && defined(FG_WITH_NCCL)
+  std::printf("data-parallel: mpi (cpu ranks), nccl (cuda ranks); docs/distributed.md\n");
+#elif defined(FG_WITH_MPI)
+  std::printf("data-parallel: mpi (cpu ranks; cuda ranks need NCCL at build time); docs/distributed.md\n");
+#else
+  std::printf("data-parallel: not built (MPI was not found at build time)\n");
 #endif
   std::printf("openmp threads: %d\n", omp_get_max_threads());
   std::printf("cpu gemm: %s\n", cpu::gemm_kernel_name().c_str());

@@ -25,6 +25,7 @@ namespace {
 constexpr const char* kHelp =
     "usage: filmgrad train --data DIR --out RUN [options]\n"
     "       filmgrad train --out RUN --resume\n"
+    "       mpirun -np N filmgrad train ...   (or srun: N data-parallel ranks, docs/distributed.md)\n"
     "\n"
     "Trains a restoration network on a folder of clean photos (damage is synthesised on the fly) and writes the\n"
     "run folder RUN: the split (train.csv, validation.csv, test.csv), last.safetensors (to resume),\n"
@@ -66,6 +67,8 @@ constexpr const char* kHelp =
     "how to run:\n"
     "  --device cpu|cuda[:N]    (default cpu)\n"
     "  --precision f32|f16|bf16 f16/bf16: mixed precision with f32 master weights (needs --device cuda)\n"
+    "  --sync-bn                started by mpirun or srun (data-parallel, docs/distributed.md): BatchNorm\n"
+    "                           statistics over every rank's shard of the batch (default: each rank's own)\n"
     "  --workers N              data loader threads (default 2)\n"
     "  --checkpoint-every N     save RUN/last.safetensors every N steps too (default 500; 0: epoch ends only)\n"
     "  --log jsonl|csv          metrics log format (default jsonl)\n"
@@ -105,6 +108,7 @@ std::vector<OptionSpec> specs() {
           {"--seed"},
           {"--device"},
           {"--precision"},
+          {"--sync-bn", 0},
           {"--workers"},
           {"--checkpoint-every"},
           {"--log"},
@@ -293,6 +297,7 @@ TrainOptions fresh_options(const ArgParser& args, const std::string& out) {
   if (!o.overlay_dir.empty()) require_folder(o.overlay_dir, "the overlay folder");
   o.seed = args.seed("--seed", o.seed);
   o.precision = choice(args, "--precision", o.precision, {"f32", "f16", "bf16"});
+  if (args.has("--sync-bn")) o.sync_bn = true;
   o.log_format = choice(args, "--log", o.log_format, {"jsonl", "csv"});
   apply_run_flags(args, o);
   return o;
@@ -330,24 +335,16 @@ TrainCommandLine parse_train_command_line(int argc, char** argv) {
   return c;
 }
 
-int cmd_train(int argc, char** argv) {
-  // NoGAN trains a critic beside a finished generator run: its own options and loop (apps/nogan.h).
-  for (int i = 2; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--preset" && std::string(argv[i + 1]) == "nogan") return cmd_train_nogan(argc, argv);
-  if (ArgParser::wants_help(argc, argv, 2)) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  const TrainCommandLine c = parse_train_command_line(argc, argv);
-  const TrainOptions& options = c.options;
-  const std::string& out = options.out_dir;
-  const bool resume = c.resume;
+namespace {
 
-  install_stop_signal_handlers();
-  Trainer trainer(options, resume);
-  std::printf("%s\n", trainer.plan().c_str());
-  std::fflush(stdout);
+// Trains and reports on stdout: what a single process, or rank 0 of several, prints (`quiet`: the other ranks).
+int train_and_report(Trainer& trainer, const std::string& out, bool quiet) {
+  if (!quiet) {
+    std::printf("%s\n", trainer.plan().c_str());
+    std::fflush(stdout);
+  }
   const TrainSummary s = trainer.run();
+  if (quiet) return s.interrupted ? 130 : 0;
 
   const std::string resume_hint = "filmgrad train --out " + out + " --resume";
   if (s.interrupted) {
@@ -368,6 +365,48 @@ int cmd_train(int argc, char** argv) {
               static_cast<long long>(s.steps), static_cast<long long>(s.epochs), s.images_per_second, best,
               s.model_path.c_str());
   return 0;
+}
+
+// One rank of `mpirun -np N filmgrad train ...`. An error that every rank reaches together (AllRanksError) is
+// printed once, by rank 0, and every rank ends normally; any other error is this rank's own: it is printed with
+// the rank's number and the whole run is aborted, so no rank is left waiting for it.
+int train_distributed(const dist::Launch& launch, TrainOptions options, bool resume) {
+  const Device requested = parse_device(options.device);
+  // One GPU per rank: on each machine, local rank k uses GPU k.
+  const Device device = requested.is_cuda() ? Device::cuda(launch.local_rank) : requested;
+  if (requested.is_cuda()) options.device = device.str();
+  std::unique_ptr<dist::Communicator> comm = dist::make_communicator(launch, device);
+  const int rank = comm->rank();
+  try {
+    Trainer trainer(options, resume, comm.get());
+    return train_and_report(trainer, options.out_dir, rank != 0);
+  } catch (const AllRanksError& e) {
+    if (rank == 0) std::fprintf(stderr, "filmgrad: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "filmgrad: error: rank %d of %d: %s; ending every rank\n", rank, comm->size(), e.what());
+    std::fflush(stderr);
+    comm->abort(1);
+  }
+  return 1;  // not reached: abort() ends the process
+}
+
+}  // namespace
+
+int cmd_train(int argc, char** argv) {
+  // NoGAN trains a critic beside a finished generator run: its own options and loop (apps/nogan.h).
+  for (int i = 2; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--preset" && std::string(argv[i + 1]) == "nogan") return cmd_train_nogan(argc, argv);
+  if (ArgParser::wants_help(argc, argv, 2)) {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  const TrainCommandLine c = parse_train_command_line(argc, argv);
+  install_stop_signal_handlers();
+  const dist::Launch launch = dist::detect_launch();
+  if (launch.launched) return train_distributed(launch, c.options, c.resume);
+  Trainer trainer(c.options, c.resume);
+  return train_and_report(trainer, c.options.out_dir, false);
 }
 
 }  // namespace fg::apps

@@ -25,6 +25,7 @@
 #include "data/dataset.h"
 #include "data/image_io.h"
 #include "data/metrics.h"
+#include "dist/ddp.h"
 #include "nn/checkpoint.h"
 #include "nn/loss_scale.h"
 #include "nn/mixed_precision.h"
@@ -310,10 +311,11 @@ std::string TrainOptions::to_json() const {
          ",\"samples_per_image\":" + std::to_string(samples_per_image) + ",\"load_scale\":" + json_number(load_scale) + ",\"damage_frame_min\":" + std::to_string(damage_frame_min) +
          ",\"damage_frame_max\":" + std::to_string(damage_frame_max) + ",\"overlay_dir\":" + json_quote(overlay_dir) +
          ",\"seed\":" + std::to_string(seed) + ",\"precision\":" + json_quote(precision) +
-         ",\"device\":" + json_quote(device) + ",\"workers\":" + std::to_string(workers) +
-         ",\"checkpoint_every\":" + std::to_string(checkpoint_every) + ",\"log_format\":" + json_quote(log_format) +
-         ",\"log_every\":" + std::to_string(log_every) + ",\"progress\":" + (progress ? "true" : "false") +
-         ",\"max_steps\":" + std::to_string(max_steps) + ",\"sample_rows\":" + std::to_string(sample_rows) + "}";
+         ",\"sync_bn\":" + (sync_bn ? "true" : "false") + ",\"device\":" + json_quote(device) +
+         ",\"workers\":" + std::to_string(workers) + ",\"checkpoint_every\":" + std::to_string(checkpoint_every) +
+         ",\"log_format\":" + json_quote(log_format) + ",\"log_every\":" + std::to_string(log_every) +
+         ",\"progress\":" + (progress ? "true" : "false") + ",\"max_steps\":" + std::to_string(max_steps) +
+         ",\"sample_rows\":" + std::to_string(sample_rows) + "}";
 }
 
 TrainOptions TrainOptions::from_json(const std::string& json) {
@@ -351,6 +353,7 @@ TrainOptions TrainOptions::from_json(const std::string& json) {
   r.text("overlay_dir", o.overlay_dir);
   r.integer("seed", o.seed);
   r.text("precision", o.precision);
+  r.boolean("sync_bn", o.sync_bn);  // absent in runs started before it: per-rank statistics
   r.text("device", o.device);
   r.integer("workers", o.workers);
   r.integer("checkpoint_every", o.checkpoint_every);
@@ -440,6 +443,26 @@ std::string training_fields(TrainOptions o) {
   return o.to_json();
 }
 
+// FNV-1a: a fingerprint for comparing what ranks were started with, not a security measure.
+uint64_t fingerprint(const std::string& text, uint64_t h = 1469598103934665603ull) {
+  for (const unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Every file under the data folder with its size, sorted: what the split and the samples are made from.
+std::string data_listing(const std::string& dir) {
+  std::vector<std::string> entries;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    entries.push_back(fs::relative(it->path(), dir, ec).string() + " " + std::to_string(it->file_size(ec)));
+  }
+  std::sort(entries.begin(), entries.end());
+  std::string out;
+  for (const std::string& e : entries) out += e + "\n";
+  return out;
+}
+
 std::string last_path(const std::string& out_dir) {
   return (fs::path(out_dir) / "last.safetensors").string();
 }
@@ -466,6 +489,10 @@ TrainOptions read_run_options(const std::string& out_dir) {
 struct Trainer::Impl {
   TrainOptions opt;
   bool resume = false;
+  // Data-parallel: null (one process) or this rank's communicator; rank 0 is the writer.
+  dist::Communicator* comm = nullptr;
+  int rank = 0, world = 1;
+  std::unique_ptr<dist::GradientReducer> reducer;
   data::Split split;
   std::string split_dir;
   std::unique_ptr<RestorationModel> model;
@@ -500,8 +527,40 @@ struct Trainer::Impl {
     return so;
   }
 
-  Impl(TrainOptions options, bool resume_run)
-      : opt(std::move(options)), resume(resume_run), scaler(scaler_options(opt)) {}
+  Impl(TrainOptions options, bool resume_run, dist::Communicator* c)
+      : opt(std::move(options)), resume(resume_run), comm(c), scaler(scaler_options(opt)) {
+    if (comm) {
+      rank = comm->rank();
+      world = comm->size();
+    }
+  }
+  bool writer() const { return rank == 0; }
+
+  // The gradient averaging over the parameters trained in this stage (freezing changes them).
+  void make_reducer() {
+    reducer.reset();
+    if (!comm) return;
+    std::vector<Variable> trainable;
+    for (const Variable& p : model->module().parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    reducer = std::make_unique<dist::GradientReducer>(*comm, trainable);
+  }
+
+  // Refuses ranks started differently: the training fields, the data folder's listing, resume or not, and the
+  // number of ranks each believes in. Every rank reaches the same verdict, so every rank throws the same error.
+  void check_same_launch() {
+    if (!comm) return;
+    const uint64_t mine = fingerprint(training_fields(opt) + "\n" + (resume ? "resume" : "new") + "\n" +
+                                      std::to_string(world) + "\n" + data_listing(opt.data_dir));
+    const std::vector<uint64_t> all = comm->all_gather(mine, "the comparison of the ranks' options");
+    std::string differ;
+    for (size_t r = 1; r < all.size(); ++r)
+      if (all[r] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+    if (!differ.empty())
+      throw AllRanksError("rank" + std::string(differ.find(',') == std::string::npos ? " " : "s ") + differ +
+                          " started with other options or other data than rank 0 (every rank must get the same "
+                          "command line and see the same data folder); nothing was trained");
+  }
 
   std::string path(const std::string& name) const { return (fs::path(opt.out_dir) / name).string(); }
   int64_t n_stages() const { return int64_t(opt.stages.size()); }
@@ -546,6 +605,7 @@ struct Trainer::Impl {
     model->set_encoder_frozen(cur().frozen);
     const bool refreeze = !first && model->has_encoder() && cur().frozen != opt.stages[size_t(stage - 1)].frozen;
     if (first || refreeze || !optimizer) make_optimizer();
+    make_reducer();
     best_val = kInf;
     best_epoch = 0;
   }
@@ -592,6 +652,8 @@ struct Trainer::Impl {
   }
 
   void save_last() {
+    last_saved_step = step;
+    if (!writer()) return;
     nn::CheckpointInfo info = base_info();
     info.extra["train_options"] = opt.to_json();
     info.extra["train_stage"] = std::to_string(stage);
@@ -607,6 +669,7 @@ struct Trainer::Impl {
   }
 
   void save_weights(const std::string& name, const std::map<std::string, std::string>& extra) {
+    if (!writer()) return;
     nn::CheckpointInfo info = base_info();
     for (const auto& [k, v] : extra) info.extra[k] = v;
     with_f32_module([&] { nn::save_checkpoint(path(name), model->module(), nullptr, info); });
@@ -639,12 +702,20 @@ struct Trainer::Impl {
              "the data folder '" << opt.data_dir << "' does not exist or is not a folder");
     if (!opt.overlay_dir.empty())
       FG_CHECK(fs::is_directory(opt.overlay_dir, ec), "the overlay folder '" << opt.overlay_dir << "' does not exist");
+    for (size_t i = 0; i < opt.stages.size(); ++i)
+      if (opt.stages[i].batch % world != 0)
+        throw AllRanksError("stage " + std::to_string(i + 1) + ": the batch of " + std::to_string(opt.stages[i].batch) +
+                            " does not split evenly over " + std::to_string(world) +
+                            " ranks; use a batch that is a multiple of " + std::to_string(world));
+    check_same_launch();
 
-    // The run folder.
-    fs::create_directories(fs::path(opt.out_dir) / "samples", ec);
-    FG_CHECK(!ec, "cannot create the run folder '" << opt.out_dir << "': " << ec.message());
-    FG_CHECK(::access(opt.out_dir.c_str(), W_OK) == 0,
-             "cannot write in the run folder '" << opt.out_dir << "': " << std::strerror(errno));
+    // The run folder (rank 0 makes it; the others wait, then read what it holds).
+    if (writer()) {
+      fs::create_directories(fs::path(opt.out_dir) / "samples", ec);
+      FG_CHECK(!ec, "cannot create the run folder '" << opt.out_dir << "': " << ec.message());
+      FG_CHECK(::access(opt.out_dir.c_str(), W_OK) == 0,
+               "cannot write in the run folder '" << opt.out_dir << "': " << std::strerror(errno));
+    }
     const std::string last = path("last.safetensors");
     if (resume) {
       FG_CHECK(fs::exists(last), "nothing to resume: '" << last << "' does not exist");
@@ -669,10 +740,21 @@ struct Trainer::Impl {
 
     // The split: made once, then read back, so the test images stay unseen across resumes and evaluations.
     split_dir = opt.split_dir.empty() ? opt.out_dir : opt.split_dir;
-    split = data::load_or_create_split(opt.data_dir, split_dir, opt.seed);
-    if (fs::absolute(split_dir).lexically_normal() != fs::absolute(opt.out_dir).lexically_normal())
-      for (const char* f : {"train.csv", "validation.csv", "test.csv"})
-        write_file_atomic(path(f), read_file((fs::path(split_dir) / f).string()));
+    if (writer()) {
+      split = data::load_or_create_split(opt.data_dir, split_dir, opt.seed);
+      if (fs::absolute(split_dir).lexically_normal() != fs::absolute(opt.out_dir).lexically_normal())
+        for (const char* f : {"train.csv", "validation.csv", "test.csv"})
+          write_file_atomic(path(f), read_file((fs::path(split_dir) / f).string()));
+    }
+    if (comm) {
+      comm->barrier("waiting for rank 0 to prepare the run folder");
+      if (!writer()) {
+        FG_CHECK(fs::exists(fs::path(split_dir) / "train.csv", ec),
+                 "rank " << rank << " does not see '" << split_dir
+                         << "/train.csv' that rank 0 wrote: the run folder must be on a filesystem every rank shares");
+        split = data::load_or_create_split(opt.data_dir, split_dir, opt.seed);
+      }
+    }
 
     // The model, from the seed (and the encoder weights). A resumed run loads every weight from its checkpoint
     // below, so it does not need the encoder weights file any more (it may have moved since).
@@ -696,6 +778,12 @@ struct Trainer::Impl {
       param_counts.emplace_back(trainable, model->module().num_parameters() - trainable);
     }
     model->to(device);
+    if (comm) {
+      // Every rank drew the same weights from the seed; rank 0's are broadcast anyway, so no rank can start
+      // elsewhere (an encoder file that differs between machines, say).
+      dist::broadcast_module_state(*comm, model->module());
+      if (opt.sync_bn) dist::enable_sync_batch_norm(*comm, model->module());
+    }
     if (compute != DType::F32) mp = std::make_unique<nn::MixedPrecision>(model->module().parameters(), DType::F32);
 
     if (resume) {
@@ -720,8 +808,9 @@ struct Trainer::Impl {
       enter_stage(/*first=*/true);
     }
     if (mp) model->module().to(compute);
-    log = std::make_unique<MetricsLog>(path(opt.log_format == "csv" ? "metrics.csv" : "metrics.jsonl"),
-                                       opt.log_format == "csv", resume, step);
+    if (writer())
+      log = std::make_unique<MetricsLog>(path(opt.log_format == "csv" ? "metrics.csv" : "metrics.jsonl"),
+                                         opt.log_format == "csv", resume, step);
   }
 
   // Datasets, loaders, the grid batch and the schedule of the current stage.
@@ -755,7 +844,11 @@ struct Trainer::Impl {
     lo.workers = opt.workers;
     lo.seed = opt.seed;
     lo.pin_memory = device.is_cuda();
+    lo.shard_index = rank;
+    lo.shard_count = world;
     train_loader = std::make_unique<data::DataLoader>(*train_set, lo);
+    lo.shard_index = 0;
+    lo.shard_count = 1;
     FG_ASSERT(train_loader->batches_per_epoch() == steps_per_epoch[size_t(stage)],
               "the loader's batches per epoch differ from the plan");
     lo.shuffle = false;
@@ -803,16 +896,57 @@ struct Trainer::Impl {
       os << "'" << path("last.safetensors") << "' keeps the last good checkpoint (step " << last_saved_step << ")";
     else
       os << "no checkpoint was written yet";
+    // Distributed, the loss and the gradients tested are the all-reduced ones: every rank stops here together.
+    if (comm) throw AllRanksError(os.str());
     throw Error(os.str());
   }
 
-  // One optimizer step on one batch; returns the loss terms.
+  // Distributed: the loss terms averaged over the ranks (each rank's are the mean over its equal shard, so this
+  // is the global batch's mean), and whether any rank was asked to stop, in one all-reduce.
+  bool any_rank_stopping = false;
+  std::map<std::string, double> average_over_ranks(std::map<std::string, double> terms) {
+    if (!comm) return terms;
+    std::vector<double> v;
+    for (const auto& t : terms) v.push_back(t.second);
+    v.push_back(stop_requested() ? 1.0 : 0.0);
+    comm->all_reduce_sum(v.data(), int64_t(v.size()), "the all-reduce of the loss");
+    size_t i = 0;
+    for (auto& t : terms) t.second = v[i++] / double(world);
+    any_rank_stopping = v.back() > 0;
+    return terms;
+  }
+
+  // One optimizer step on one batch (distributed: this rank's shard of it); returns the loss terms.
   std::map<std::string, double> train_step(const data::Batch& batch) {
     const int64_t step_in_stage = epoch_in_stage * steps_per_epoch[size_t(stage)] + batch_in_epoch;
     schedule->apply(*optimizer, step_in_stage);
     nn::Module& net = model->module();
     net.train();
+    // Per-rank BatchNorm keeps rank 0's running statistics everywhere, as PyTorch's DDP does (broadcast_buffers),
+    // so validation and checkpoints do not depend on which rank they come from.
+    if (comm && world > 1 && !opt.sync_bn) dist::broadcast_module_state(*comm, net, false, true);
     const LossValue lv = model->loss(on_device(batch));
+    if (reducer) {
+      // The non-finite checks wait for the averaged loss, so that every rank takes the same decision.
+      if (!mp) {
+        lv.total.backward();
+      } else {
+        scaler.scale_loss(lv.total).backward();
+      }
+      reducer->finish();
+      const std::map<std::string, double> terms = average_over_ranks(lv.terms);
+      const double total = terms.at("total");
+      if (!mp) {
+        if (!std::isfinite(total)) non_finite("loss", total);
+        if (!scaler.unscale(net.parameters())) non_finite("gradient", kNaN);
+        optimizer->step();
+        optimizer->zero_grad();
+      } else {
+        mp->step(*optimizer, scaler);
+        if (scaler.scale() < std::ldexp(1.0, -24)) non_finite("loss", total);
+      }
+      return terms;
+    }
     const double total = lv.terms.at("total");
     if (!mp) {
       if (!std::isfinite(total)) non_finite("loss", total);
@@ -914,7 +1048,14 @@ struct Trainer::Impl {
   // The end of an epoch: validation, the grid, the best weights, the log; then the position moves on (into the
   // next stage when this one is done) and last.safetensors is saved.
   void end_epoch(Progress& progress, double seconds) {
-    const Validation v = validate();
+    Validation v;
+    if (writer()) v = validate();
+    if (comm) {
+      // Rank 0 validates alone; the others take its numbers, so every rank agrees on the best epoch.
+      double numbers[5] = {v.loss, v.mse, v.ssim, v.input_mse, v.input_ssim};
+      comm->broadcast_bytes(numbers, int64_t(sizeof numbers), 0, "the broadcast of rank 0's validation");
+      v = Validation{numbers[0], numbers[1], numbers[2], numbers[3], numbers[4]};
+    }
     const int64_t epoch_number = completed_epochs() + 1;
     const bool improved = v.loss < best_val;
     if (improved) {
@@ -925,7 +1066,7 @@ struct Trainer::Impl {
                                         {"val_ssim", exact(v.ssim)},
                                         {"train_stage", std::to_string(stage)}});
     }
-    write_grid(epoch_number);
+    if (writer()) write_grid(epoch_number);
     EpochRecord r;
     r.step = step;
     r.epoch = epoch_number;
@@ -939,21 +1080,25 @@ struct Trainer::Impl {
     r.input_ssim = v.input_ssim;
     r.best = improved;
     r.seconds = seconds;
-    log->epoch(r);
-    progress.print(stdout, "epoch " + std::to_string(epoch_number) + "/" + std::to_string(total_epochs()) + " (stage " +
-                               std::to_string(stage + 1) + ", " + std::to_string(cur().size) + " px): train loss " +
-                               fmt("%.5g", r.train_loss) + ", validation loss " + fmt("%.5g", v.loss) + ", MSE " +
-                               fmt("%.5g", v.mse) + " (input " + fmt("%.5g", v.input_mse) + "), SSIM " +
-                               fmt("%.4f", v.ssim) + " (input " + fmt("%.4f", v.input_ssim) + "), " +
-                               fmt("%.1f", seconds) + " s" + (improved ? " (best of the stage)" : ""));
+    if (log) log->epoch(r);
+    if (writer())
+      progress.print(stdout, "epoch " + std::to_string(epoch_number) + "/" + std::to_string(total_epochs()) +
+                                 " (stage " + std::to_string(stage + 1) + ", " + std::to_string(cur().size) +
+                                 " px): train loss " + fmt("%.5g", r.train_loss) + ", validation loss " +
+                                 fmt("%.5g", v.loss) + ", MSE " + fmt("%.5g", v.mse) + " (input " +
+                                 fmt("%.5g", v.input_mse) + "), SSIM " + fmt("%.4f", v.ssim) + " (input " +
+                                 fmt("%.4f", v.input_ssim) + "), " + fmt("%.1f", seconds) + " s" +
+                                 (improved ? " (best of the stage)" : ""));
     epoch_loss_sum = 0;
     epoch_loss_count = 0;
     batch_in_epoch = 0;
     if (++epoch_in_stage == cur().epochs) {
       if (best_epoch > 0 && best_epoch != epoch_number) {
+        if (comm) comm->barrier("waiting for rank 0 to write best.safetensors");
         load_weights(path("best.safetensors"));
-        progress.print(stdout, "stage " + std::to_string(stage + 1) + " done: reloaded its best weights (epoch " +
-                                   std::to_string(best_epoch) + ", validation loss " + fmt("%.5g", best_val) + ")");
+        if (writer())
+          progress.print(stdout, "stage " + std::to_string(stage + 1) + " done: reloaded its best weights (epoch " +
+                                     std::to_string(best_epoch) + ", validation loss " + fmt("%.5g", best_val) + ")");
       }
       ++stage;
       epoch_in_stage = 0;
@@ -966,6 +1111,7 @@ struct Trainer::Impl {
   std::string finalize() {
     std::map<std::string, std::string> extra;
     if (best_epoch > 0) {
+      if (comm) comm->barrier("waiting for rank 0 to write best.safetensors");
       load_weights(path("best.safetensors"));
       extra["val_loss"] = exact(best_val);
       extra["best_epoch"] = std::to_string(best_epoch);
@@ -974,10 +1120,18 @@ struct Trainer::Impl {
     return path("model.safetensors");
   }
 
+  // Whether any rank was asked to stop (one small all-reduce when distributed).
+  bool agreed_stop() {
+    if (!comm) return stop_requested();
+    double flag = stop_requested() ? 1.0 : 0.0;
+    comm->all_reduce_sum(&flag, 1, "the all-reduce of the stop requests");
+    return flag > 0;
+  }
+
   TrainSummary run() {
     using clock = std::chrono::steady_clock;
     TrainSummary summary;
-    Progress progress(Progress::detect(opt.progress));
+    Progress progress(Progress::detect(opt.progress && writer()));
     double train_seconds = 0;
     int64_t train_images = 0;
     const auto finish = [&](TrainSummary& s) {
@@ -1012,7 +1166,7 @@ struct Trainer::Impl {
         const std::map<std::string, double> terms = train_step(*batch);
         const double dt = std::chrono::duration<double>(clock::now() - t0).count();
         interval_seconds += dt;
-        const int64_t B = batch->input.size(0);
+        const int64_t B = batch->input.size(0) * world;  // the global batch
         train_seconds += dt;
         train_images += B;
         epoch_step_seconds += dt;
@@ -1038,15 +1192,17 @@ struct Trainer::Impl {
           r.images_per_s = interval_seconds > 0 ? double(interval_images) / interval_seconds : 0.0;
           r.loss_scale = scaler.scale();
           r.terms = terms;
-          log->step(r);
+          if (log) log->step(r);
           interval_seconds = 0;
           interval_images = 0;
         }
         const bool epoch_done = batch_in_epoch == spe;
         const bool at_max = opt.max_steps > 0 && step >= opt.max_steps;
         if (epoch_done) break;
-        if ((opt.checkpoint_every > 0 && step % opt.checkpoint_every == 0) || stop_requested() || at_max) save_last();
-        if (stop_requested()) {
+        // Distributed, the step's all-reduce told every rank whether any was asked to stop.
+        const bool stopping = comm ? any_rank_stopping : stop_requested();
+        if ((opt.checkpoint_every > 0 && step % opt.checkpoint_every == 0) || stopping || at_max) save_last();
+        if (stopping) {
           progress.clear();
           summary.interrupted = true;
           finish(summary);
@@ -1061,7 +1217,7 @@ struct Trainer::Impl {
         }
       }
       end_epoch(progress, std::chrono::duration<double>(clock::now() - epoch_start).count());
-      if (stop_requested()) {
+      if (agreed_stop()) {
         progress.clear();
         summary.interrupted = true;
         finish(summary);
@@ -1131,7 +1287,10 @@ struct Trainer::Impl {
   }
 };
 
-Trainer::Trainer(TrainOptions options, bool resume) : impl_(std::make_unique<Impl>(std::move(options), resume)) {
+Trainer::Trainer(TrainOptions options, bool resume) : Trainer(std::move(options), resume, nullptr) {}
+
+Trainer::Trainer(TrainOptions options, bool resume, dist::Communicator* comm)
+    : impl_(std::make_unique<Impl>(std::move(options), resume, comm)) {
   impl_->setup();
 }
 

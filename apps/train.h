@@ -33,6 +33,7 @@
 
 #include "apps/presets.h"
 #include "apps/task.h"
+#include "dist/comm.h"
 
 namespace fg::apps {
 
@@ -58,6 +59,9 @@ struct TrainOptions {
   std::string overlay_dir;  // dust overlays from a folder instead of the generator ("": the generator)
   uint64_t seed = 0;
   std::string precision = "f32";  // "f32", or "f16"/"bf16": mixed precision (CUDA), f32 master weights
+  // Data-parallel runs (several ranks, docs/distributed.md): BatchNorm's batch statistics over every rank's shard
+  // (synchronised) instead of each rank's own, as PyTorch's DDP does by default. No effect on one process.
+  bool sync_bn = false;
 
   // --- how it runs (may change when resuming) ---
   std::string device = "cpu";        // "cpu", "cuda", "cuda:N"
@@ -77,6 +81,14 @@ struct TrainOptions {
   void validate() const;
 };
 
+// An error every rank of a data-parallel run reaches together (the same verdict from the same all-reduced
+// numbers): a launch with differing options, a non-finite loss. Rank 0 alone reports it and every rank ends in an
+// orderly way, where any other error ends the run from the rank that hit it (dist::Communicator::abort).
+class AllRanksError : public Error {
+ public:
+  explicit AllRanksError(const std::string& what) : Error(what) {}
+};
+
 // What a run ended with.
 struct TrainSummary {
   int64_t steps = 0;         // steps done in all (including those before a resume)
@@ -85,7 +97,7 @@ struct TrainSummary {
   bool interrupted = false;  // stopped by request_stop() (SIGINT/SIGTERM); last.safetensors was saved
   bool max_steps_reached = false;
   double best_val_loss = 0.0;    // of the last stage validated (NaN when none)
-  double images_per_second = 0;  // training throughput of this process (steps only, validation excluded)
+  double images_per_second = 0;  // training throughput (all ranks together; steps only, validation excluded)
   std::string model_path;        // RUN/model.safetensors when written
 };
 
@@ -113,6 +125,12 @@ class Trainer {
   // `resume`, loads RUN/last.safetensors (whose stored options must be `options`' training fields). Without
   // `resume` a run folder that already holds last.safetensors is refused, so nothing is overwritten by mistake.
   Trainer(TrainOptions options, bool resume);
+  // Data-parallel (docs/distributed.md): this process is rank comm->rank() of comm->size(); every rank builds the
+  // same Trainer (the options and the data listing are compared at the start, and a difference is an error on
+  // every rank), takes its shard of each global batch and steps identically; rank 0 alone writes the run folder,
+  // the logs and stdout. The run folder and the data must be visible to every rank (a shared filesystem). A null
+  // comm is the single process. Each stage's batch must divide by the number of ranks.
+  Trainer(TrainOptions options, bool resume, dist::Communicator* comm);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;

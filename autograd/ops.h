@@ -5,6 +5,7 @@
 // f32 and f64 for every op (f64 is what the gradient checker uses).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "autograd/variable.h"
@@ -101,6 +102,15 @@ Variable upsample_nearest2d(const Variable& x, int64_t out_h, int64_t out_w);
 // unbiased variance for running_var (PyTorch's rule). Eval: normalise with the running statistics.
 Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias, Tensor running_mean,
                     Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// Training-mode batch norm whose statistics span several processes (synchronised BatchNorm, dist/ddp.h):
+// `all_reduce_sum` sums a host vector of doubles across them in place (every process calls it in the same order:
+// twice in the forward, once in the backward). The input gradient is that of the loss averaged over the processes,
+// times their number (each process's loss is its own mean), so averaging the parameter gradients afterwards gives
+// exactly the gradient one process would compute for the whole batch. Any device; the per-channel sums cross the
+// host (2C, then 2C doubles per call).
+Variable sync_batch_norm(const Variable& x, const Variable& weight, const Variable& bias, Tensor running_mean,
+                         Tensor running_var, double momentum, double eps,
+                         std::function<void(std::vector<double>&)> all_reduce_sum);
 
 // ---- losses and image statistics (autograd/ops/loss.cpp, gram.cpp, ssim.cpp) ----
 Variable mse_loss(const Variable& pred, const Variable& target);  // mean of squared differences

@@ -174,18 +174,39 @@ std::vector<Tensor> run_backward(const Variable& output, const Tensor& grad_outp
     const int ci = capture_index(output.impl());
     if (ci >= 0) accumulate(captured[size_t(ci)], seed);
     else if (!capture) accumulate(output.impl()->grad, seed);
+    if (!capture && output.impl()->grad_ready_hook) output.impl()->grad_ready_hook();
     return captured;
   }
   Node* root = output.grad_fn().get();
+  const std::vector<Node*> order = topological_order(root);
+  // For leaves with a grad_ready_hook: how many nodes of this graph still have to run before the leaf's gradient
+  // is complete. Counted over every reachable node (one that receives no gradient still counts, and is passed).
+  std::unordered_map<VariableImpl*, int> hooked_uses;
+  if (!capture) {
+    for (Node* node : order)
+      for (const Variable& in : node->inputs)
+        if (in.defined() && in.is_leaf() && in.impl()->grad_ready_hook) ++hooked_uses[in.impl()];
+  }
+  const auto leaf_inputs_done = [&](Node* node) {
+    if (hooked_uses.empty()) return;
+    for (const Variable& in : node->inputs) {
+      if (!in.defined() || !in.is_leaf()) continue;
+      const auto h = hooked_uses.find(in.impl());
+      if (h != hooked_uses.end() && --h->second == 0 && in.impl()->grad.defined()) in.impl()->grad_ready_hook();
+    }
+  };
   std::unordered_map<Node*, GradSlot> grads;
   grads[root].add(seed);
   {
     const int ci = capture_index(output.impl());
     if (ci >= 0) captured[size_t(ci)] = seed.clone();
   }
-  for (Node* node : topological_order(root)) {
+  for (Node* node : order) {
     auto it = grads.find(node);
-    if (it == grads.end()) continue;  // nothing flowed into this node
+    if (it == grads.end()) {  // nothing flowed into this node
+      leaf_inputs_done(node);
+      continue;
+    }
     FG_CHECK(!node->released, "backward through the graph a second time (" << node->name()
                                                                            << "): pass retain_graph=true the first time");
     // Every backward receives a contiguous gradient, so kernels need not handle strided upstream gradients.
@@ -211,6 +232,7 @@ std::vector<Tensor> run_backward(const Variable& output, const Tensor& grad_outp
       node->release_saved();
       node->released = true;
     }
+    leaf_inputs_done(node);
   }
   return captured;
 }

@@ -3,6 +3,7 @@
 // topological order, accumulating gradients; leaves accumulate into grad(). Saved tensors are released after
 // backward unless retain_graph is true, and a second backward through a released graph is an error.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ struct VariableImpl {
   Tensor grad;  // undefined until a backward reaches this leaf
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;  // null for leaves
+  // Leaves only: called by backward() once this leaf's grad() holds everything the current backward adds to it
+  // (after the last node that feeds it has run), while the rest of the graph is still to run. Data-parallel
+  // training (dist/ddp.h) starts reducing a gradient here. Not called by grad(), which leaves grad() alone.
+  std::function<void()> grad_ready_hook;
 };
 
 class Variable {

@@ -155,6 +155,10 @@ struct LoaderOptions {
   // Batches in page-locked host memory (Tensor::empty_pinned: faster copies to the GPU) when CUDA is built and a
   // device is present; ordinary host memory otherwise.
   bool pin_memory = false;
+  // Data-parallel training (dist/ddp.h): this process assembles only its part of every batch, part shard_index
+  // of shard_count equal contiguous parts (batch_size must divide by shard_count), so the global batches, and
+  // their order, are those of one process whatever the number of processes.
+  int64_t shard_index = 0, shard_count = 1;
 };
 
 // Batches in a fixed order for (seed, epoch); the same batches whatever the number of workers. A worker's error

@@ -86,8 +86,10 @@ struct DataLoader::Impl {
   }
 
   Batch assemble(int64_t b, int64_t ep, const std::vector<int64_t>& ord) const {
-    const int64_t start = b * options.batch_size;
-    const int64_t stop = std::min<int64_t>(start + options.batch_size, int64_t(ord.size()));
+    const int64_t batch_start = b * options.batch_size;
+    const int64_t batch_stop = std::min<int64_t>(batch_start + options.batch_size, int64_t(ord.size()));
+    const int64_t part = (batch_stop - batch_start) / options.shard_count;
+    const int64_t start = batch_start + options.shard_index * part, stop = start + part;
     std::vector<Sample> samples;
     std::vector<int64_t> indices;
     for (int64_t i = start; i < stop; ++i) {
@@ -127,6 +129,10 @@ DataLoader::DataLoader(const RestorationDataset& dataset, const LoaderOptions& o
     : impl_(std::make_unique<Impl>(dataset, options)) {
   FG_CHECK(options.batch_size >= 1, "the batch size must be at least 1, got " << options.batch_size);
   FG_CHECK(options.workers >= 0, "the number of loader workers must be 0 or more, got " << options.workers);
+  FG_CHECK(options.shard_count >= 1 && options.shard_index >= 0 && options.shard_index < options.shard_count &&
+               options.batch_size % options.shard_count == 0 && (options.drop_last || options.shard_count == 1),
+           "the loader's shard " << options.shard_index << " of " << options.shard_count
+                                 << " does not split batches of " << options.batch_size << " evenly");
   FG_CHECK(options.prefetch >= 1,
            "the loader's prefetch must be at least 1 batch per worker, got " << options.prefetch);
   for (int i = 0; i < options.workers; ++i) impl_->threads.emplace_back([this] { impl_->work(); });

@@ -176,6 +176,9 @@ Variable BatchNorm2d::forward(const Variable& x) {
       counter.copy_(Tensor::scalar(double(num_batches_tracked() + 1), DType::I64).to(counter.device()));
     }
   }
+  if (is_training() && stats_all_reduce_)
+    return sync_batch_norm(x, weight_, bias_, running_mean_.data(), running_var_.data(), momentum_, eps_,
+                           stats_all_reduce_);
   return batch_norm(x, weight_, bias_, running_mean_.data(), running_var_.data(), is_training(), momentum_, eps_);
 }
 

@@ -92,11 +92,17 @@ class BatchNorm2d : public Module {
   Tensor running_mean() const { return running_mean_.data(); }
   Tensor running_var() const { return running_var_.data(); }
   int64_t num_batches_tracked() const;
+  // Synchronised statistics (dist/ddp.h): with a function set, training normalises with the statistics of the
+  // batch across every process, which the function sums (autograd/ops.h, sync_batch_norm). Empty: this batch's.
+  void set_stats_all_reduce(std::function<void(std::vector<double>&)> all_reduce_sum) {
+    stats_all_reduce_ = std::move(all_reduce_sum);
+  }
 
  private:
   int64_t num_features_;
   double eps_, momentum_;
   bool affine_;
+  std::function<void(std::vector<double>&)> stats_all_reduce_;
   Variable weight_, bias_;
   Variable running_mean_, running_var_, num_batches_tracked_;
 };

@@ -33,6 +33,31 @@ TEST(Autograd, DiamondGraphRunsEachNodeOnceWithSummedGradient) {
   EXPECT_DOUBLE_EQ(x.grad().item(), 18 * 2 + 3);
 }
 
+TEST(Autograd, GradReadyHookFiresOnceWithTheCompleteGradientBeforeEarlierLayersRun) {
+  // y = sum((x * w) * v + w): w feeds two nodes, v one; the graph runs from y back to x * w, so v's gradient is
+  // complete first and w's only after the product x * w (its last use) has run.
+  Variable x = leaf({1, 2}, {2});
+  Variable w = leaf({3, 4}, {2});
+  Variable v = leaf({5, 6}, {2});
+  std::vector<std::string> events;
+  std::vector<double> w_grad_at_hook;
+  w.impl()->grad_ready_hook = [&] {
+    events.push_back("w");
+    w_grad_at_hook = w.grad().to_vector();
+  };
+  v.impl()->grad_ready_hook = [&] { events.push_back("v"); };
+  Variable y = sum(add(mul(mul(x, w), v), w));
+  y.backward();
+  EXPECT_EQ(events, (std::vector<std::string>{"v", "w"}));
+  // dy/dw = x * v + 1
+  EXPECT_EQ(w_grad_at_hook, (std::vector<double>{6, 13}));
+  EXPECT_EQ(w.grad().to_vector(), w_grad_at_hook);
+  // fg::grad leaves grad() alone, so it calls no hook
+  events.clear();
+  grad(sum(mul(x, w)), {w});
+  EXPECT_TRUE(events.empty());
+}
+
 TEST(Autograd, NoGradModeRecordsNothing) {
   Variable x = leaf({1, 2}, {2});
   {

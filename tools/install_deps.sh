@@ -10,7 +10,8 @@
 #                                   for tools/run_fuzz.sh
 set -euo pipefail
 
-packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev libstb-dev libtiff-dev zlib1g-dev)
+packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev libstb-dev libtiff-dev zlib1g-dev
+          openmpi-bin libopenmpi-dev)
 case "${1:-}" in
   --golden) packages+=(python3-torch python3-torchvision python3-skimage) ;;
   --demo) packages+=(mate-backgrounds) ;;

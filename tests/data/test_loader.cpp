@@ -108,6 +108,39 @@ TEST_F(Loader, SameBatchesWhateverTheWorkers) {
   EXPECT_EQ(ref[1].names[2], s.name);
 }
 
+TEST_F(Loader, ShardsOfEveryBatchMakeTheWholeBatch) {
+  // Data-parallel ranks: shard r of 2 is the r-th half of every batch the unsharded loader gives, pixels included.
+  const RestorationDataset ds(dir_->string(), good_paths(), dataset_options());
+  LoaderOptions lo;
+  lo.batch_size = 4;
+  lo.shuffle = true;
+  lo.drop_last = true;
+  lo.seed = 4;
+  lo.workers = 1;
+  DataLoader whole(ds, lo);
+  const std::vector<Batch> ref = epoch(whole, 2);
+  ASSERT_EQ(ref.size(), 2u);  // 10 samples, batches of 4, the last partial one dropped
+  for (int64_t r = 0; r < 2; ++r) {
+    lo.shard_index = r;
+    lo.shard_count = 2;
+    DataLoader shard(ds, lo);
+    EXPECT_EQ(shard.batches_per_epoch(), whole.batches_per_epoch());
+    const std::vector<Batch> got = epoch(shard, 2);
+    ASSERT_EQ(got.size(), ref.size());
+    for (size_t b = 0; b < ref.size(); ++b) {
+      EXPECT_EQ(got[b].indices,
+                std::vector<int64_t>(ref[b].indices.begin() + 2 * r, ref[b].indices.begin() + 2 * r + 2));
+      EXPECT_TRUE(same(got[b].input, ref[b].input.slice(0, 2 * r, 2 * r + 2)));
+      EXPECT_TRUE(same(got[b].target, ref[b].target.slice(0, 2 * r, 2 * r + 2)));
+    }
+  }
+  // A batch that does not split evenly is refused.
+  lo.shard_index = 0;
+  lo.shard_count = 3;
+  EXPECT_NE(fg::test::error_of([&] { DataLoader bad(ds, lo); }).find("does not split batches of 4 evenly"),
+            std::string::npos);
+}
+
 TEST_F(Loader, ShufflePermutationPerEpoch) {
   const RestorationDataset ds(dir_->string(), good_paths(), dataset_options());
   LoaderOptions lo;
