@@ -332,7 +332,11 @@ def markdown(report):
     title = "filmgrad vs PyTorch on the CPU" + (" (QUICK run: subset, few repetitions)" if report["quick"] else "")
     lines.append("# " + title)
     lines.append("")
-    lines.append("Written by `%s` on %s (%s UTC)." % (report["command"], m["hostname"], report["started_utc"]))
+    if not report["complete"]:
+        lines.append("**Incomplete**: the run stopped (or is still running) after the rows below.")
+        lines.append("")
+    lines.append("Written by `%s` on %s (%s to %s UTC)." % (report["command"], m["hostname"], report["started_utc"],
+                                                          report["finished_utc"]))
     lines.append("")
     if report["busy"]:
         lines.append("**The machine was busy** (other jobs were running: load average %s at the start, %s at the end, "
@@ -384,6 +388,18 @@ def markdown(report):
     return "\n".join(lines)
 
 
+def write_report(report, out_dir, stem, threads, done):
+    report["load_end"] = loadavg()
+    report["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    report["complete"] = done
+    # Busy: the 1-minute load before this run started is half a CPU or more, or at some row's start it exceeds
+    # this run's own threads by that much.
+    report["busy"] = (report["load_start"][0] >= 0.5 or
+                      any(r["load_start"][0] - max(threads) >= 0.5 for r in report["rows"]))
+    write_atomic(os.path.join(out_dir, stem + ".json"), json.dumps(report, indent=1) + "\n")
+    write_atomic(os.path.join(out_dir, stem + ".md"), markdown(report))
+
+
 def write_atomic(path, text):
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
@@ -433,7 +449,7 @@ def main():
     except ValueError:
         sys.exit("bench_compare.py: error: --threads needs positive integers separated by commas, got '%s'" %
                  args.threads)
-    reps = args.reps if args.reps is not None else (3 if args.quick else 5)
+    args.reps = reps = args.reps if args.reps is not None else (3 if args.quick else 5)
     if reps < 1 or args.warmup < 0:
         sys.exit("bench_compare.py: error: --reps must be >= 1 and --warmup >= 0")
     try:
@@ -493,15 +509,8 @@ def main():
                 print("   filmgrad %s  PyTorch %s  ratio %.2f  (load %s)" % (
                     fmt_s(r["filmgrad"]["median_s"]), fmt_s(r["pytorch"]["median_s"]), r["ratio"],
                     fmt_load(r["load_start"])), flush=True)
-    report["load_end"] = loadavg()
-    report["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-    # Busy: the 1-minute load before this run started, or the highest at any row's start beyond what this run's own
-    # threads explain, is half a CPU or more.
-    own = max(threads)
-    report["busy"] = (report["load_start"][0] >= 0.5 or
-                      any(r["load_start"][0] - own >= 0.5 for r in report["rows"]))
-    write_atomic(os.path.join(out_dir, stem + ".json"), json.dumps(report, indent=1) + "\n")
-    write_atomic(os.path.join(out_dir, stem + ".md"), markdown(report))
+            # After every row, so that an interrupted run still leaves the rows it finished.
+            write_report(report, out_dir, stem, threads, done=len(report["rows"]) == len(rows) * len(threads))
     print(markdown(report))
     if any("error" in r for r in report["rows"]):
         sys.exit(1)
