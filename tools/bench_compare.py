@@ -202,8 +202,11 @@ class Worker:
         if not line:
             err = self.proc.stderr.read().strip()
             self.proc.wait()
-            raise WorkerError("%s exited (status %s): %s\n  command: %s" %
-                              (self.name, self.proc.returncode, err or "no message", shlex.join(self.argv)))
+            sys.stderr.write(err + "\n")
+            # The last line says what went wrong (a Python traceback's last line is the exception).
+            raise WorkerError("%s exited (status %s): %s; command: %s" %
+                              (self.name, self.proc.returncode, err.splitlines()[-1] if err else "no message",
+                               shlex.join(self.argv)))
         return json.loads(line)
 
     def step(self):
@@ -292,6 +295,10 @@ def time_row(row, threads, args, worker_bin):
         result["parameters"] = {"filmgrad": [fg.ready["parameters"], fg.ready["trainable"]],
                                 "pytorch": [pt.ready["parameters"], pt.ready["trainable"]]}
         result["gemm"] = fg.ready.get("gemm")
+        result["ready"] = {"filmgrad": fg.ready, "pytorch": pt.ready}  # each side's own thread count and set-up time
+        if fg.ready.get("threads") != threads or pt.ready.get("threads") != threads:
+            raise WorkerError("a worker runs another thread count than %d: filmgrad %s, PyTorch %s" %
+                              (threads, fg.ready.get("threads"), pt.ready.get("threads")))
         if result["parameters"]["filmgrad"] != result["parameters"]["pytorch"]:
             raise WorkerError("the two networks differ: filmgrad has %d parameters (%d trainable), PyTorch %d (%d)" %
                               tuple(result["parameters"]["filmgrad"] + result["parameters"]["pytorch"]))
