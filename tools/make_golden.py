@@ -26,7 +26,6 @@ import zlib
 
 try:
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 except ImportError:
     sys.stderr.write(
