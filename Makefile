@@ -2,11 +2,12 @@
 #   make test    build everything and run the test suite (GPU tests are skipped, visibly, without a GPU)
 #   make demo    build, then synth -> train -> eval -> restore on Debian's nature photos (tools/demo.sh)
 #   make bench   run the CPU benchmarks, JSON under bench/results/
+#   make bench-compare   filmgrad against PyTorch, side by side (ARGS='--quick', ARGS='--filter infer/')
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build test demo bench golden clean
+.PHONY: deps configure build test demo bench bench-compare golden clean
 
 deps:
 	@bash tools/install_deps.sh
@@ -28,6 +29,15 @@ demo: configure
 
 bench: build
 	bash tools/run_cpu_bench.sh $(BUILD)
+
+# filmgrad and its PyTorch twins (tools/torch_twins.py) timed alternately on the same shapes, one table with the
+# ratios under bench/results/<machine>-<date>/ (docs/cpu_kernels.md, "Comparing with PyTorch"). PyTorch is
+# Debian's python3-torch, only in tools/; the engine never uses it.
+ARGS ?=
+bench-compare: configure
+	@bash tools/install_deps.sh --golden
+	cmake --build $(BUILD) -j $(JOBS) --target compare_worker filmgrad_app
+	/usr/bin/python3 tools/bench_compare.py --build $(BUILD) $(ARGS)
 
 # Regenerates the PyTorch golden files (Debian's python3-torch and python3-torchvision; run by hand, the outputs
 # are committed and the tests read them).

@@ -7,8 +7,9 @@ Run with Debian's Python, which has python3-torch (1.13):
     /usr/bin/python3 tools/golden_cross_channel.py           # writes the golden file
     /usr/bin/python3 tools/golden_cross_channel.py --count   # prints the parameter counts at width 1
 
-The PyTorch twin below has the same module tree and state-dict names as the C++ network, so its state dict loads
-into filmgrad unchanged. Everything is f64 and deterministic (one thread, fixed seeds). Tensors in the file:
+The PyTorch twin (CrossChannelNet in tools/torch_twins.py) has the same module tree and state-dict names as the C++
+network, so its state dict loads into filmgrad unchanged. Everything is f64 and deterministic (one thread, fixed
+seeds). Tensors in the file:
 
   x, true_mask, b_clean                  the inputs: x = (R, G, B_damaged), 2 x 3 x 64 x 48
   <v>.state.<name>                       the initial parameters and buffers of variant <v> (full, no_mask,
@@ -43,6 +44,7 @@ except ImportError:
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_golden import write_golden  # noqa: E402  (also sets f64 default, one thread, determinism)
+from torch_twins import CrossChannelNet, channels, combined_loss, num_parameters  # noqa: E402  (the twin itself)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_PATH = os.path.join(ROOT, "tests", "golden", "cross_channel.safetensors")
@@ -51,115 +53,6 @@ WIDTH = 1.0 / 32.0  # channels 2, 4, 8, 16, 16, 16, 8, 4, 2, 1: keeps the file n
 ADAM_LR = 1e-3      # the paper trains at 1e-4; 1e-3 makes three steps change the loss visibly
 N, H, W = 2, 64, 48
 VARIANTS = ("full", "no_mask", "plain_unet")
-BASE_CHANNELS = (64, 128, 256, 512, 512, 512, 256, 128, 64, 32)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The PyTorch twin of models/cross_channel.h.
-
-def channels(width):
-    # C++ rounds with llround (halves away from zero); Python's round() rounds halves to even, so do it by hand.
-    return [max(1, int(b * width + 0.5)) for b in BASE_CHANNELS]
-
-
-class Block(nn.Module):
-    """kind 'down': conv1, conv2, conv3 (3x3 + ReLU each), bn, pool; returns (pooled, skip = bn output).
-    'dilated': the same with dilation 2 and no pool. 'up': up, cat with the skip, conv1, conv2, conv3, bn."""
-
-    def __init__(self, kind, cin, cmid, cout):
-        super().__init__()
-        self.kind = kind
-        d = 2 if kind == "dilated" else 1
-        if kind == "up":
-            self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.conv1 = nn.Conv2d(cin, cmid, 3, 1, d, d)
-        self.conv2 = nn.Conv2d(cmid, cmid, 3, 1, d, d)
-        self.conv3 = nn.Conv2d(cmid, cout, 3, 1, d, d)
-        self.bn = nn.BatchNorm2d(cout)
-        if kind == "down":
-            self.pool = nn.MaxPool2d(2)
-
-    def convs(self, x):
-        h = F.relu(self.conv1(x))
-        h = F.relu(self.conv2(h))
-        return self.bn(F.relu(self.conv3(h)))
-
-    def forward(self, x, skip=None):
-        if self.kind == "down":
-            s = self.convs(x)
-            return self.pool(s), s
-        if self.kind == "up":
-            return self.convs(torch.cat([self.up(x), skip], 1))
-        return self.convs(x)
-
-
-class SubUNet(nn.Module):
-    def __init__(self, cin, width):
-        super().__init__()
-        c = channels(width)
-        blocks = []
-        prev = cin
-        for i in range(10):
-            if i < 4:
-                blocks.append(Block("down", prev, c[i], c[i]))
-            elif i < 6:
-                blocks.append(Block("dilated", prev, c[i], c[i]))
-            else:
-                blocks.append(Block("up", prev + c[9 - i], prev, c[i]))
-            prev = c[i]
-        self.blocks = nn.ModuleList(blocks)
-        self.out = nn.Conv2d(prev, 1, 1)
-
-    def forward(self, x):
-        skips = []
-        h = x
-        for i in range(4):
-            h, s = self.blocks[i](h)
-            skips.append(s)
-        h = self.blocks[5](self.blocks[4](h))
-        for i in range(6, 10):
-            h = self.blocks[i](h, skips[9 - i])
-        return self.out(h)
-
-
-class CrossChannelNet(nn.Module):
-    def __init__(self, variant, width):
-        super().__init__()
-        self.variant = variant
-        if variant == "full":
-            self.mask_net = SubUNet(3, width)
-            self.cross_net = SubUNet(2, width)
-            self.final_net = SubUNet(3, width)
-        elif variant == "no_mask":
-            self.cross_net = SubUNet(2, width)
-            self.final_net = SubUNet(2, width)
-        else:
-            self.unet = SubUNet(3, width)
-
-    def forward_all(self, x):
-        if self.variant == "plain_unet":
-            return {"b_final": self.unet(x)}
-        rg, bd = x[:, 0:2], x[:, 2:3]
-        out = {"b_cross": self.cross_net(rg)}
-        if self.variant == "full":
-            out["mask_logits"] = self.mask_net(x)
-            out["b_final"] = self.final_net(torch.cat([torch.sigmoid(out["mask_logits"]), out["b_cross"], bd], 1))
-        else:
-            out["b_final"] = self.final_net(torch.cat([out["b_cross"], bd], 1))
-        return out
-
-
-def combined_loss(out, true_mask, b_clean):
-    loss = F.mse_loss(out["b_final"], b_clean)
-    if "b_cross" in out:
-        loss = F.mse_loss(out["b_cross"], b_clean) + loss
-    if "mask_logits" in out:
-        loss = F.binary_cross_entropy_with_logits(out["mask_logits"], true_mask) + loss
-    return loss
-
-
-def num_parameters(module):
-    return sum(p.numel() for p in module.parameters())
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,14 +5,15 @@ Run with Debian's Python, which has python3-torch 1.13 and python3-torchvision:
 
     /usr/bin/python3 tools/golden_dynamic_unet.py
 
-The network here is a PyTorch twin of models/dynamic_unet.h with the same state-dict names: the encoder is a
-ResNet34 body with torchvision's names ("encoder.conv1.weight", "encoder.layer1.0.bn1.running_mean", ...), then
-"bridge", "blocks.0".."blocks.3" (UnetBlock: shuf, bn, conv1, conv2, and attn in block 1 only), "last_shuf",
-"res" and "head", built the way fastai v1's DynamicUnet builds them (PixelShuffle_ICNR with ICNR init, blur,
-SelfAttention whose query/key/value are spectrally normalised 1x1 Conv1d). torchvision's ResNet cannot be made
-narrower (BasicBlock insists on 64 base channels), so the body is written out here with a width multiplier; the
-script checks that at width 1 it has exactly torchvision.models.resnet34's names and shapes and computes the same
-function, and that the whole network at width 1 has the 41,405,589 parameters SPEC B states.
+The network is DynamicUNet of tools/torch_twins.py, a PyTorch twin of models/dynamic_unet.h with the same state-dict
+names: the encoder is a ResNet34 body with torchvision's names ("encoder.conv1.weight",
+"encoder.layer1.0.bn1.running_mean", ...), then "bridge", "blocks.0".."blocks.3" (UnetBlock: shuf, bn, conv1, conv2,
+and attn in block 1 only), "last_shuf", "res" and "head", built the way fastai v1's DynamicUnet builds them
+(PixelShuffle_ICNR with ICNR init, blur, SelfAttention whose query/key/value are spectrally normalised 1x1 Conv1d).
+torchvision's ResNet cannot be made narrower (BasicBlock insists on 64 base channels), so the body is written out
+there with a width multiplier; the script checks that at width 1 it has exactly torchvision.models.resnet34's names
+and shapes and computes the same function, and that the whole network at width 1 has the 41,405,589 parameters SPEC
+B states.
 
 The golden network has width 1/32, the smallest power-of-two width at which every channel count is an integer
 >= 1 and block 1's self-attention has C/8 >= 1 (C = 12): the encoder's stages have 2, 4, 8, 16 channels. The
@@ -41,7 +42,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_golden import SelfAttention, write_golden  # noqa: E402  (make_golden exits with a hint when torch is missing)
+from make_golden import write_golden  # noqa: E402  (make_golden exits with a hint when torch is missing)
+from torch_twins import DynamicUNet, ResNet34Body, SelfAttention, Y_RANGE, count  # noqa: E402  (the twin itself)
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -63,166 +65,10 @@ BATCH, HEIGHT, WIDTH_PX = 2, 64, 64
 SEED = 4004
 ADAM_STEPS = 3
 ADAM_LR = 1e-3
-Y_RANGE = (-3.0, 3.0)
 
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
-
-
-def scaled(channels, width):
-    c = channels * width
-    assert c == int(c) and c >= 1, (channels, width)
-    return int(c)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# ResNet34 body with torchvision's names.
-
-class BasicBlock(nn.Module):
-    def __init__(self, inplanes, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
-
-
-class ResNet34Body(nn.Module):
-    def __init__(self, width):
-        super().__init__()
-        c = [scaled(n, width) for n in (64, 128, 256, 512)]
-        self.channels = c
-        self.conv1 = nn.Conv2d(3, c[0], 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(c[0])
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        inplanes = c[0]
-        for i, (planes, blocks) in enumerate(zip(c, (3, 4, 6, 3))):
-            layer = []
-            for b in range(blocks):
-                layer.append(BasicBlock(inplanes, planes, 2 if (b == 0 and i > 0) else 1))
-                inplanes = planes
-            setattr(self, "layer%d" % (i + 1), nn.Sequential(*layer))
-        # torchvision's initialisation.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward_features(self, x):
-        s4 = self.relu(self.bn1(self.conv1(x)))
-        s3 = self.layer1(self.maxpool(s4))
-        s2 = self.layer2(s3)
-        s1 = self.layer3(s2)
-        return s4, s3, s2, s1, self.layer4(s1)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The decoder, as fastai v1 builds it (norm_type None: convs with bias, no BatchNorm, kaiming_normal_, bias 0).
-
-def fastai_conv(ni, nf, ks):
-    conv = nn.Conv2d(ni, nf, ks, padding=ks // 2)
-    nn.init.kaiming_normal_(conv.weight)
-    nn.init.zeros_(conv.bias)
-    return conv
-
-
-def icnr_(w, scale=2):
-    # fastai v1's icnr: each group of scale^2 output channels starts as one kaiming_normal_ kernel.
-    ni, nf, h, wd = w.shape
-    k = torch.zeros([ni // scale ** 2, nf, h, wd])
-    nn.init.kaiming_normal_(k)
-    with torch.no_grad():
-        w.copy_(k.repeat_interleave(scale ** 2, dim=0))
-
-
-class PixelShuffleICNR(nn.Module):
-    def __init__(self, ni, nf, blur):
-        super().__init__()
-        self.conv = fastai_conv(ni, nf * 4, 1)
-        icnr_(self.conv.weight)
-        self.blur = blur
-
-    def forward(self, x):
-        x = F.pixel_shuffle(F.relu(self.conv(x)), 2)
-        if self.blur:
-            x = F.avg_pool2d(F.pad(x, (1, 0, 1, 0), mode="replicate"), 2, stride=1)
-        return x
-
-
-class UnetBlock(nn.Module):
-    def __init__(self, up_c, skip_c, final_div, blur, self_attention):
-        super().__init__()
-        self.shuf = PixelShuffleICNR(up_c, up_c // 2, blur)
-        self.bn = nn.BatchNorm2d(skip_c)
-        ni = up_c // 2 + skip_c
-        nf = ni if final_div else ni // 2
-        self.conv1 = fastai_conv(ni, nf, 3)
-        self.conv2 = fastai_conv(nf, nf, 3)
-        self.attn = SelfAttention(nf) if self_attention else None
-        self.out_channels = nf
-
-    def forward(self, up_in, skip):
-        up = self.shuf(up_in)
-        if up.shape[-2:] != skip.shape[-2:]:
-            up = F.interpolate(up, skip.shape[-2:], mode="nearest")
-        x = F.relu(torch.cat([up, self.bn(skip)], dim=1))
-        x = F.relu(self.conv2(F.relu(self.conv1(x))))
-        return self.attn(x) if self.attn is not None else x
-
-
-class ResBlock(nn.Module):
-    def __init__(self, n):
-        super().__init__()
-        self.conv1 = fastai_conv(n, n, 3)
-        self.conv2 = fastai_conv(n, n, 3)
-
-    def forward(self, x):
-        return x + F.relu(self.conv2(F.relu(self.conv1(x))))
-
-
-class DynamicUNet(nn.Module):
-    def __init__(self, width, out_channels=3, blur=True, y_range=Y_RANGE):
-        super().__init__()
-        self.encoder = ResNet34Body(width)
-        c = self.encoder.channels
-        self.bridge = nn.Sequential(nn.BatchNorm2d(c[3]), nn.ReLU(), fastai_conv(c[3], 2 * c[3], 3), nn.ReLU(),
-                                    fastai_conv(2 * c[3], c[3], 3), nn.ReLU())
-        blocks = []
-        up_c = c[3]
-        for i, skip_c in enumerate((c[2], c[1], c[0], c[0])):
-            block = UnetBlock(up_c, skip_c, final_div=(i != 3), blur=blur, self_attention=(i == 1))
-            blocks.append(block)
-            up_c = block.out_channels
-        self.blocks = nn.ModuleList(blocks)
-        self.last_shuf = PixelShuffleICNR(up_c, up_c, blur=False)
-        self.res = ResBlock(up_c + 3)
-        self.head = fastai_conv(up_c + 3, out_channels, 1)
-        self.y_range = y_range
-
-    def forward(self, x):
-        s4, s3, s2, s1, out = self.encoder.forward_features(x)
-        y = self.bridge(out)
-        for block, skip in zip(self.blocks, (s1, s2, s3, s4)):
-            y = block(y, skip)
-        y = torch.cat([self.last_shuf(y), x], dim=1)
-        y = self.head(self.res(y))
-        lo, hi = self.y_range
-        return torch.sigmoid(y) * (hi - lo) + lo
-
-
-def count(params):
-    return sum(p.numel() for p in params)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ import zlib
 
 try:
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 except ImportError:
     sys.stderr.write(
@@ -35,6 +34,9 @@ except ImportError:
         "    /usr/bin/python3 tools/make_golden.py\n"
         "(apt-get install python3-torch if that is missing too)\n" % sys.executable)
     sys.exit(2)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_twins import SelfAttention  # noqa: E402,F401  (for golden_backbones)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_PATH = os.path.join(ROOT, "tests", "golden", "ops.safetensors")
@@ -180,31 +182,6 @@ def self_attention(x, wq, wk, wv, gamma):
     beta = F.softmax(torch.bmm(f.permute(0, 2, 1).contiguous(), g), dim=1)
     o = gamma * torch.bmm(h, beta) + xv
     return o.view(*size).contiguous()
-
-
-class SelfAttention(nn.Module):
-    """fastai v1's SelfAttention (layers.py), its conv1d (kaiming_normal_, then spectral_norm) included."""
-
-    def __init__(self, n_channels):
-        super().__init__()
-
-        def conv1d(ni, no):
-            conv = nn.Conv1d(ni, no, 1, stride=1, padding=0, bias=False)
-            nn.init.kaiming_normal_(conv.weight)
-            return nn.utils.spectral_norm(conv)
-
-        self.query = conv1d(n_channels, n_channels // 8)
-        self.key = conv1d(n_channels, n_channels // 8)
-        self.value = conv1d(n_channels, n_channels)
-        self.gamma = nn.Parameter(torch.tensor([0.0]))
-
-    def forward(self, x):
-        size = x.size()
-        x = x.view(*size[:2], -1)
-        f, g, h = self.query(x), self.key(x), self.value(x)
-        beta = F.softmax(torch.bmm(f.permute(0, 2, 1).contiguous(), g), dim=1)
-        o = self.gamma * torch.bmm(h, beta) + x
-        return o.view(*size).contiguous()
 
 
 def nearest_source_index(out_size, in_size):
