@@ -325,14 +325,21 @@ fg_status fg_model_load(const char* path, const fg_load_options* options, fg_mod
             "fg_model_load: width " + std::to_string(o.width) + " is not a positive number (0 means 1)");
     fg::apps::RestoreOptions ro;
     ro.device = o.device && o.device[0] ? o.device : "cpu";
+    fg::Device device;
     try {
-      [[maybe_unused]] const fg::Device device = fg::parse_device(ro.device);
-#ifndef FG_WITH_CUDA
-      if (!device.is_cpu())
-        fail(FG_ERROR_UNSUPPORTED, "the device '" + ro.device + "' needs CUDA, which this filmgrad is built without");
-#endif
+      device = fg::parse_device(ro.device);
     } catch (const fg::Error& e) {
       fail(FG_ERROR_ARGUMENT, std::string("fg_model_load: ") + e.what());
+    }
+    if (!device.is_cpu()) {
+#ifdef FG_WITH_CUDA
+      const int devices = fg::cuda::device_count();
+      if (device.index >= devices)
+        fail(FG_ERROR_UNSUPPORTED, "the device '" + ro.device + "' does not exist: " + std::to_string(devices) +
+                                       " CUDA devices are usable here; load the model on \"cpu\"");
+#else
+      fail(FG_ERROR_UNSUPPORTED, "the device '" + ro.device + "' needs CUDA, which this filmgrad is built without");
+#endif
     }
     auto handle = std::make_unique<fg_model>();
     fg_model* raw = handle.get();

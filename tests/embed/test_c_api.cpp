@@ -269,6 +269,9 @@ TEST_F(CApi, LoadErrorsSayWhatWasWrong) {
 #ifndef FG_WITH_CUDA
   o.device = "cuda";
   EXPECT_FAILS(fg_model_load(path("dust_run").c_str(), &o, &m), FG_ERROR_UNSUPPORTED, "built without");
+#else
+  o.device = "cuda:7";  // more devices than the lent machines have
+  EXPECT_FAILS(fg_model_load(path("dust_run").c_str(), &o, &m), FG_ERROR_UNSUPPORTED, "'cuda:7' does not exist");
 #endif
   EXPECT_EQ(m, reinterpret_cast<fg_model*>(0x1));
   EXPECT_FAILS(fg_model_get_info(nullptr, nullptr), FG_ERROR_ARGUMENT, "model is NULL");
