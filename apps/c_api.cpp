@@ -97,6 +97,8 @@ size_t sample_bytes(fg_sample_type type) {
       return 2;
     case FG_F32:
       return 4;
+    default:
+      break;
   }
   return 0;
 }
@@ -247,6 +249,8 @@ const char* fg_status_name(fg_status status) {
       return "out of memory";
     case FG_ERROR_INTERNAL:
       return "internal error";
+    default:
+      break;
   }
   return "unknown status";
 }

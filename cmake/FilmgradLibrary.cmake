@@ -40,7 +40,8 @@ target_include_directories(fg_objects PRIVATE ${CMAKE_CURRENT_SOURCE_DIR} ${CMAK
 target_include_directories(fg_objects SYSTEM PRIVATE ${OPENBLAS_INCLUDE_DIR})
 # Compile flags only (-fopenmp, include folders, definitions): the objects are linked by the two libraries below.
 target_link_libraries(fg_objects PRIVATE OpenMP::OpenMP_CXX TIFF::TIFF ZLIB::ZLIB)
-target_compile_definitions(fg_objects PRIVATE FG_VERSION_STRING="${PROJECT_VERSION}" $<$<BOOL:${FG_MINIMAL}>:FG_MINIMAL=1>)
+target_compile_definitions(fg_objects PRIVATE FG_VERSION_STRING="${PROJECT_VERSION}"
+                           $<$<BOOL:${FG_MINIMAL}>:FG_MINIMAL=1>)
 fg_target_defaults(fg_objects)
 
 # OpenBLAS has no CMake package: one imported target, recreated the same way by the installed filmgradConfig.cmake.

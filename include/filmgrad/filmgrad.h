@@ -48,7 +48,10 @@ typedef enum fg_status {
   FG_ERROR_UNSUPPORTED = 3, /* valid, but not possible here: negative mode on a dust model, CUDA not built in */
   FG_ERROR_CANCELLED = 4,   /* the progress callback asked to stop */
   FG_ERROR_MEMORY = 5,      /* an allocation failed */
-  FG_ERROR_INTERNAL = 6     /* anything else (a bug: please report it with fg_last_error()'s text) */
+  FG_ERROR_INTERNAL = 6,    /* anything else (a bug: please report it with fg_last_error()'s text) */
+  /* Not a status. Each enum of this API has such a member, so that every int is one of its values: a wrong value a
+   * caller passes is then reported as an error (in C++ a value outside an enum's range would be undefined). */
+  FG_STATUS_ANY_INT_ = -0x7fffffff - 1
 } fg_status;
 
 /* "ok", "invalid argument", ...; never null. */
@@ -109,9 +112,10 @@ FG_API fg_status fg_model_load(const char* path, const fg_load_options* options,
 FG_API void fg_model_free(fg_model* model);
 
 typedef enum fg_mode {
-  FG_MODE_AUTO = 0,    /* the model's own task */
-  FG_MODE_DUST = 1,    /* RGB in, RGB out: dust and scratches removed */
-  FG_MODE_NEGATIVE = 2 /* (R, G, damaged B) in; R and G kept bit for bit, B restored */
+  FG_MODE_AUTO = 0,                  /* the model's own task */
+  FG_MODE_DUST = 1,                  /* RGB in, RGB out: dust and scratches removed */
+  FG_MODE_NEGATIVE = 2,              /* (R, G, damaged B) in; R and G kept bit for bit, B restored */
+  FG_MODE_ANY_INT_ = -0x7fffffff - 1 /* not a mode (see FG_STATUS_ANY_INT_) */
 } fg_mode;
 
 typedef struct fg_model_info {
@@ -130,9 +134,10 @@ FG_API fg_status fg_model_get_info(const fg_model* model, fg_model_info* info);
 /* ---- images ---- */
 
 typedef enum fg_sample_type {
-  FG_U8 = 1,  /* 0..255 */
-  FG_U16 = 2, /* 0..65535, native byte order */
-  FG_F32 = 3  /* 0.0..1.0 (outputs are clamped to it; inputs must be finite) */
+  FG_U8 = 1,                                /* 0..255 */
+  FG_U16 = 2,                               /* 0..65535, native byte order */
+  FG_F32 = 3,                               /* 0.0..1.0 (outputs are clamped to it; inputs must be finite) */
+  FG_SAMPLE_TYPE_ANY_INT_ = -0x7fffffff - 1 /* not a type (see FG_STATUS_ANY_INT_) */
 } fg_sample_type;
 
 /* An image in memory: `height` rows of `width` pixels of `channels` interleaved samples (R, G, B [, A]). Row r
