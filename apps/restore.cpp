@@ -241,20 +241,7 @@ Restorer::Restorer(std::unique_ptr<RestorationModel> model, const RestoreOptions
                      " one; drop --mode or pass a " + mode_ + " model");
   device_ = parse_device(options.device);
 
-  tile_options_.multiple = model_->size_multiple();
-  tile_options_.tile = options.tile / tile_options_.multiple * tile_options_.multiple;
-  tile_options_.margin = options.margin >= 0 ? options.margin : default_margin(model_->config());
-  tile_options_.ramp = options.ramp;
-  if (tile_options_.tile < tile_options_.multiple)
-    throw UsageError("--tile " + std::to_string(options.tile) + " is smaller than the model's size multiple " +
-                     std::to_string(tile_options_.multiple));
-  // What data/tiling.h needs: at least one size multiple of every tile is kept whole.
-  const int64_t overlap = 2 * tile_options_.margin + tile_options_.ramp, m = tile_options_.multiple;
-  if (tile_options_.tile - overlap < m)
-    throw UsageError("--tile " + std::to_string(tile_options_.tile) + " keeps less than " + std::to_string(m) +
-                     " pixels between its margins (2 x margin + ramp = " + std::to_string(overlap) +
-                     "); raise --tile to at least " + std::to_string((overlap + 2 * m - 1) / m * m) +
-                     " or lower --margin/--ramp");
+  set_tiling(options.tile, options.margin, options.ramp);
 
   model_->module().eval();
   if (!device_.is_cpu()) model_->to(device_);
@@ -264,6 +251,23 @@ Restorer::Restorer(std::unique_ptr<RestorationModel> model, const RestoreOptions
 }
 
 Restorer::~Restorer() = default;
+
+void Restorer::set_tiling(int64_t tile, int64_t margin, int64_t ramp) {
+  tile_options_.multiple = model_->size_multiple();
+  tile_options_.tile = tile / tile_options_.multiple * tile_options_.multiple;
+  tile_options_.margin = margin >= 0 ? margin : default_margin(model_->config());
+  tile_options_.ramp = ramp;
+  if (tile_options_.tile < tile_options_.multiple)
+    throw UsageError("--tile " + std::to_string(tile) + " is smaller than the model's size multiple " +
+                     std::to_string(tile_options_.multiple));
+  // What data/tiling.h needs: at least one size multiple of every tile is kept whole.
+  const int64_t overlap = 2 * tile_options_.margin + tile_options_.ramp, m = tile_options_.multiple;
+  if (tile_options_.tile - overlap < m)
+    throw UsageError("--tile " + std::to_string(tile_options_.tile) + " keeps less than " + std::to_string(m) +
+                     " pixels between its margins (2 x margin + ramp = " + std::to_string(overlap) +
+                     "); raise --tile to at least " + std::to_string((overlap + 2 * m - 1) / m * m) +
+                     " or lower --margin/--ramp");
+}
 
 // (3, H, W) f32 CPU in [0, 1] -> (out_channels [+ 1 mask channel], H, W) f32 CPU, one tile at a time.
 Tensor Restorer::run_network(const Tensor& rgb, bool with_mask, int64_t* tiles) {

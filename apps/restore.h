@@ -90,6 +90,10 @@ class Restorer {
   // Reads job.input, restores it and writes job.output (and job.mask_output). Throws fg::Error naming the file.
   RestoreReport restore_file(const RestoreJob& job);
 
+  // Changes the tiling the constructor set from RestoreOptions (tile, margin with -1 for the default, ramp), with
+  // the same checks (UsageError).
+  void set_tiling(int64_t tile, int64_t margin, int64_t ramp);
+
   const data::TileOptions& tile_options() const { return tile_options_; }
   RestorationModel& model() { return *model_; }
   const std::string& mode() const { return mode_; }

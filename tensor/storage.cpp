@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
 
 #include "tensor/error.h"
+#include "tensor/host_cache.h"
 #ifdef FG_WITH_CUDA
 #include "tensor/cuda/cuda_runtime.h"
 #endif
@@ -70,6 +72,17 @@ class HostBlockCache {
     blocks_.clear();
     stats_.cached_bytes = 0;
   }
+  void set_limit(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    limit_ = bytes;
+    // The largest blocks first: fewest frees to get under the new limit.
+    while (stats_.cached_bytes > limit_) {
+      auto last = std::prev(blocks_.end());
+      std::free(last->second);
+      stats_.cached_bytes -= last->first;
+      blocks_.erase(last);
+    }
+  }
   HostCacheStats stats() {
     std::lock_guard<std::mutex> lock(mutex_);
     return stats_;
@@ -91,6 +104,7 @@ class HostBlockCache {
 
 HostCacheStats host_cache_stats() { return HostBlockCache::instance().stats(); }
 void release_host_cache() { HostBlockCache::instance().release_all(); }
+void set_host_cache_limit(size_t bytes) { HostBlockCache::instance().set_limit(bytes); }
 
 DeviceAllocatorHooks& cuda_allocator_hooks() {
   static DeviceAllocatorHooks hooks;

@@ -1,0 +1,12 @@
+// Control of the host block cache (tensor/storage.h) for programs that embed the library: they cannot always set
+// FG_CPU_CACHE_MB before the first allocation. (Declared apart from storage.h, which nearly every file includes.)
+#pragma once
+#include <cstddef>
+
+namespace fg {
+
+// Sets the cache's limit in bytes for the rest of the process (instead of FG_CPU_CACHE_MB) and frees cached blocks
+// beyond it, largest first; 0 turns the cache off.
+void set_host_cache_limit(size_t bytes);
+
+}  // namespace fg
