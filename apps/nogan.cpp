@@ -24,7 +24,6 @@
 #include "nn/optim.h"
 #include "tensor/safetensors.h"
 #ifdef FG_WITH_CUDA
-#include "tensor/cuda/context.h"
 #endif
 
 namespace fg::apps {
@@ -162,16 +161,7 @@ struct NoGanRun {
     Generator critic_gen(opt.seed ^ 0x637269746963ULL);
     critic = std::make_shared<models::NoGanCritic>(critic_gen, opt.critic_width);
     pair = std::make_shared<NoGanPair>(model->module_ptr(), critic);
-    device = parse_device(opt.device);
-    if (device.is_cuda()) {
-#ifdef FG_WITH_CUDA
-      const int n = cuda::device_count();
-      FG_CHECK(device.index < n, "--device " << opt.device << ": this machine has " << n << " CUDA device"
-                                             << (n == 1 ? "" : "s") << "; use --device cpu or a smaller index");
-#else
-      throw Error("--device " + opt.device + ": this filmgrad was built without CUDA; use --device cpu");
-#endif
-    }
+    device = usable_device(opt.device);
     model->to(device);
     critic->to(device);
 

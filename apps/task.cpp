@@ -16,6 +16,9 @@
 #include "nn/checkpoint.h"
 #include "nn/losses.h"
 #include "tensor/safetensors.h"
+#ifdef FG_WITH_CUDA
+#include "tensor/cuda/context.h"
+#endif
 
 namespace fg::apps {
 
@@ -353,6 +356,20 @@ std::unique_ptr<RestorationModel> load_restoration_model(const std::string& chec
   model->module().eval();
   if (step) *step = info.step;
   return model;
+}
+
+Device usable_device(const std::string& option) {
+  const Device device = parse_device(option);
+  if (device.is_cuda()) {
+#ifdef FG_WITH_CUDA
+    const int n = cuda::device_count();
+    FG_CHECK(device.index < n, "--device " << option << ": this machine has " << n << " CUDA device"
+                                           << (n == 1 ? "" : "s") << "; use --device cpu or a smaller index");
+#else
+    throw Error("--device " + option + ": this filmgrad was built without CUDA; use --device cpu");
+#endif
+  }
+  return device;
 }
 
 }  // namespace fg::apps

@@ -114,4 +114,8 @@ class RestorationModel {
 // file when it is not a filmgrad checkpoint or its config does not build. `step`: the checkpoint's step.
 std::unique_ptr<RestorationModel> load_restoration_model(const std::string& checkpoint_path, int64_t* step = nullptr);
 
+// The device a --device option names, checked against this machine and this build (one line saying what to use
+// instead otherwise): what train and the NoGAN preset run on.
+Device usable_device(const std::string& option);
+
 }  // namespace fg::apps

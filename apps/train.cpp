@@ -33,7 +33,6 @@
 #include "nn/schedule.h"
 #include "tensor/safetensors.h"
 #ifdef FG_WITH_CUDA
-#include "tensor/cuda/context.h"
 #endif
 
 namespace fg::apps {
@@ -726,16 +725,7 @@ struct Trainer::Impl {
     }
 
     // Device and precision.
-    device = parse_device(opt.device);
-    if (device.is_cuda()) {
-#ifdef FG_WITH_CUDA
-      const int n = cuda::device_count();
-      FG_CHECK(device.index < n, "--device " << opt.device << ": this machine has " << n << " CUDA device"
-                                             << (n == 1 ? "" : "s") << "; use --device cpu or a smaller index");
-#else
-      throw Error("--device " + opt.device + ": this filmgrad was built without CUDA; use --device cpu");
-#endif
-    }
+    device = usable_device(opt.device);
     compute = compute_dtype(opt.precision);
 
     // The split: made once, then read back, so the test images stay unseen across resumes and evaluations.
