@@ -25,7 +25,7 @@ namespace {
 std::string help_text() {
   return "usage: filmgrad restore IN... -o OUT --model RUN [--mode dust|negative] [--mask] [--tile 512]\n"
          "                        [--margin PX] [--ramp 32] [--device cpu|cuda] [--format same|png|tif|jpg]\n"
-         "                        [--suffix _restored] [--overwrite]\n"
+         "                        [--suffix _restored] [--work-size auto|PX] [--overwrite]\n"
          "\n"
          "Restores images with a trained network, in tiles so that memory stays bounded whatever the image size.\n"
          "IN are image files or folders (searched recursively for .png .tif .tiff .jpg .jpeg .bmp .tga; hidden\n"
@@ -47,6 +47,10 @@ std::string help_text() {
          "  --device DEV      cpu (default), cuda or cuda:N\n"
          "  --format F        same (the input's format, default), png, tif or jpg (JPEG is 8-bit, without alpha)\n"
          "  --suffix S        added to each output's name (default _restored)\n"
+         "  --work-size PX    dust: restore an image whose shorter side is over PX at that size, then bring back\n"
+         "                    only what the network changed (its damage mask) to full size; elsewhere the\n"
+         "                    pixels stay as they are. auto (default): the largest frame the model's dust was\n"
+         "                    sized for in training, when its run recorded one; 0: always at full size\n"
          "  --overwrite       replace outputs that exist (without it, an existing output stops the run)\n"
          "\n"
          "docs/restore.md explains the tiling, the margins and the memory use.\n";
@@ -55,7 +59,7 @@ std::string help_text() {
 const std::vector<OptionSpec>& option_specs() {
   static const std::vector<OptionSpec> specs = {
       {"-o"},      {"--output"}, {"--model"},  {"--mode"},   {"--mask", 0},      {"--tile"},
-      {"--margin"}, {"--ramp"},  {"--device"}, {"--format"}, {"--suffix"}, {"--overwrite", 0},
+      {"--margin"}, {"--ramp"},  {"--device"}, {"--format"}, {"--suffix"}, {"--overwrite", 0}, {"--work-size"},
   };
   return specs;
 }
@@ -113,6 +117,12 @@ int cmd_restore(int argc, char** argv) {
   options.format = args.text("--format", "same");
   options.suffix = args.text("--suffix", options.suffix);
   options.overwrite = args.has("--overwrite");
+  const std::string work = args.text("--work-size", "auto");
+  if (work == "auto") {
+    options.work_size = -1;
+  } else {
+    options.work_size = args.integer("--work-size", 0, 0);
+  }
   if (options.suffix.find('/') != std::string::npos) throw UsageError("--suffix must not contain '/'");
   (void)parse_device(options.device);  // a bad name is a usage mistake, found before the model loads
   if (::isatty(STDERR_FILENO)) {
@@ -126,6 +136,7 @@ int cmd_restore(int argc, char** argv) {
 
   const std::vector<RestoreJob> jobs = plan_restore(inputs, out, options);
   const std::string model_path = resolve_model_path(model_arg);
+  if (options.work_size < 0) options.work_size = trained_work_size(model_path);
   Restorer restorer(load_restoration_model(model_path), options);
 
   // Output folders (a file output's folder must exist already, as for every other command).
@@ -142,9 +153,12 @@ int cmd_restore(int argc, char** argv) {
 
   const data::TileOptions& t = restorer.tile_options();
   const ModelConfig& mc = restorer.model().config();
-  std::printf("model %s (width %g, %s) from %s; tiles of at most %lld px, margin %lld, ramp %lld, on %s\n",
+  std::printf("model %s (width %g, %s) from %s; tiles of at most %lld px, margin %lld, ramp %lld, on %s%s\n",
               mc.model.c_str(), mc.width, restorer.mode().c_str(), model_path.c_str(), (long long)t.tile,
-              (long long)t.margin, (long long)t.ramp, options.device.c_str());
+              (long long)t.margin, (long long)t.ramp, options.device.c_str(),
+              options.work_size > 0 && restorer.mode() == "dust"
+                  ? ("; images over " + std::to_string(options.work_size) + " px restored at that size").c_str()
+                  : "");
   std::fflush(stdout);
 
   int64_t failed = 0;

@@ -7,13 +7,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <system_error>
 
 #include "apps/args.h"
+#include "apps/json.h"
 #include "autograd/variable.h"
+#include "data/resize.h"
+#include "nn/checkpoint.h"
 #include "tensor/storage.h"
 
 namespace fg::apps {
@@ -129,6 +133,19 @@ int64_t receptive_radius(const ModelConfig& config) {
 int64_t default_margin(const ModelConfig& config) {
   const int64_t r = receptive_radius(config);
   return r >= 0 && r <= kMaxExactMargin ? r : kFeatheredMargin;
+}
+
+int64_t trained_work_size(const std::string& checkpoint_path) {
+  const nn::CheckpointInfo info = nn::read_checkpoint_info(checkpoint_path);
+  std::string text;
+  if (const auto it = info.extra.find("damage_frame_max"); it != info.extra.end()) {
+    text = it->second;  // model.safetensors, best.safetensors and checkpoints
+  } else if (const auto opts = info.extra.find("train_options"); opts != info.extra.end()) {
+    const Json* frame = parse_json(opts->second).find("damage_frame_max");  // checkpoints written before the field
+    if (frame != nullptr && frame->kind == Json::NUMBER) text = frame->text;
+  }
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 9) return 0;
+  return std::stoll(text);
 }
 
 std::string resolve_model_path(const std::string& run_or_checkpoint) {
@@ -293,6 +310,27 @@ Tensor Restorer::run_network(const Tensor& rgb, bool with_mask, int64_t* tiles) 
   return data::run_tiled(rgb, fn, out_c + (with_mask ? 1 : 0), tile_options_, options_.on_tile);
 }
 
+Tensor Restorer::run_at_work_size(const Tensor& rgb, bool with_mask, int64_t* tiles) {
+  const int64_t H = rgb.size(1), W = rgb.size(2), plane = H * W;
+  const double scale = double(options_.work_size) / double(std::min(H, W));
+  const int64_t h = std::max<int64_t>(1, std::llround(double(H) * scale));
+  const int64_t w = std::max<int64_t>(1, std::llround(double(W) * scale));
+  Tensor small_out = run_network(data::resize_area(rgb, h, w), /*with_mask=*/true, tiles);  // (3 + 1, h, w)
+  Tensor up = data::resize_bilinear(small_out, H, W);
+  small_out = Tensor();
+  // up holds (restored, mask) at full size; the restored planes become input + m (restored - input) in place.
+  float* u = up.data<float>();
+  const float* x = rgb.data<float>();
+  const float* m = u + 3 * plane;
+  for (int64_t c = 0; c < 3; ++c) {
+    float* uc = u + c * plane;
+    const float* xc = x + c * plane;
+    for (int64_t i = 0; i < plane; ++i) uc[i] = m[i] > 0.0f ? xc[i] + m[i] * (uc[i] - xc[i]) : xc[i];
+  }
+  // Without a mask asked for, the first three planes of the contiguous result are the image, as run_network's.
+  return with_mask ? up : up.narrow(0, 0, 3);
+}
+
 data::Image Restorer::restore(data::Image image, Tensor* mask, int64_t* tiles) {
   const int C = image.channels;
   FG_ASSERT(C >= 1 && C <= 4 && image.pixels.size(0) == C, "an image with " << C << " channels");
@@ -325,7 +363,8 @@ data::Image Restorer::restore(data::Image image, Tensor* mask, int64_t* tiles) {
   result.alpha_premultiplied = image.alpha_premultiplied;
   image.pixels = Tensor();  // when the image was RGB, rgb still holds its pixels; otherwise they are freed here
 
-  Tensor out = run_network(rgb, with_mask, tiles);
+  const bool shrink = options_.work_size > 0 && std::min(H, W) > options_.work_size;
+  Tensor out = shrink ? run_at_work_size(rgb, with_mask, tiles) : run_network(rgb, with_mask, tiles);
   rgb = Tensor();
   release_host_cache();  // the input's block and the tiles' blocks: what follows (encoding the file) needs others
   if (with_mask) *mask = out.narrow(0, 3, 1).contiguous();

@@ -36,6 +36,12 @@ struct RestoreOptions {
   std::string format = "same";    // "same" (the input's format), "png", "tif" or "jpg"
   std::string suffix = "_restored";
   bool overwrite = false;         // replace outputs that exist (inputs are never replaced)
+  // Restore at the scale of training: an image whose shorter side exceeds work_size is shrunk to it (area
+  // average), restored there, and the result brought back to full size (bilinear) only where the network changed
+  // it: out = input + m (up(restored) - input), with m the upsampled damage mask, so pixels the network leaves
+  // alone keep their full-resolution detail bit for bit. Dust mode only. 0: always at full size. -1 (the
+  // command's default, "auto"): trained_work_size() of the checkpoint, resolved by the caller.
+  int64_t work_size = 0;
   int jpeg_quality = 95;
   // Called after each tile with (tiles done, tiles in the image); may be empty.
   std::function<void(int64_t, int64_t)> on_tile;
@@ -100,6 +106,8 @@ class Restorer {
 
  private:
   Tensor run_network(const Tensor& rgb, bool with_mask, int64_t* tiles);
+  // run_network at options_.work_size (RestoreOptions::work_size): (3 [+ 1 mask], H, W) at rgb's size.
+  Tensor run_at_work_size(const Tensor& rgb, bool with_mask, int64_t* tiles);
 
   std::unique_ptr<RestorationModel> model_;
   RestoreOptions options_;
@@ -107,6 +115,11 @@ class Restorer {
   Device device_;
   data::TileOptions tile_options_;
 };
+
+// The frame size a checkpoint's network was trained for: its training run's largest damage frame (the dust was
+// sized for frames up to that many pixels on the shorter side; TrainOptions::damage_frame_max), or 0 when the run
+// recorded none (damage sized for each rendering, or a file written outside `filmgrad train`).
+int64_t trained_work_size(const std::string& checkpoint_path);
 
 // The checkpoint a --model argument names: a file as it is, or a run folder's model.safetensors. UsageError when
 // neither exists.

@@ -647,6 +647,9 @@ struct Trainer::Impl {
     info.step = step;
     info.epoch = completed_epochs();
     info.extra["filmgrad_version"] = kFilmgradVersion;
+    // The largest frame the dust was sized for: `filmgrad restore` works on larger images at this size
+    // (apps/restore.h, trained_work_size).
+    info.extra["damage_frame_max"] = std::to_string(opt.damage_frame_max);
     return info;
   }
 
