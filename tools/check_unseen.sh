@@ -18,7 +18,7 @@ PY=${PYTHON:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
 [ -x "$FG" ] || { echo "check_unseen: error: $FG is not built; run 'make build' first" >&2; exit 1; }
 "$PY" -c "import skimage, scipy, PIL" 2>/dev/null ||
-  { echo "check_unseen: error: $PY lacks scikit-image/scipy/PIL; apt-get install python3-skimage" >&2; exit 1; }
+  { echo "check_unseen: error: $PY lacks scikit-image, SciPy or Pillow; run tools/install_deps.sh --score" >&2; exit 1; }
 mkdir -p "$OUT"
 UNSEEN=${UNSEEN:-$OUT/photos}
 if [ -z "$(find "$UNSEEN" -type f 2>/dev/null | head -1)" ]; then
@@ -34,7 +34,8 @@ score() {
   "$FG" restore "$pieces/clean" -o "$pieces.restored_clean" --model "$RUN" "$@" >>"$pieces.restore.log"
   tail -1 "$pieces.restore.log"
   "$PY" "$here/score_restoration.py" "$pieces" "$pieces.restored" "$pieces.restored_clean" \
-    --out "$OUT/score-$label.md" --csv "$OUT/score-$label.csv" --label "$label: $RUN on $UNSEEN, seed $SEED"
+    --out "$OUT/score-$label.md" --csv "$OUT/score-$label.csv" --label "$label: $RUN on $UNSEEN, seed $SEED" \
+    --picture "$OUT/picture-$label.png"
 }
 
 echo "== 256 px: two 256 px crops of each photo resized to a shorter side of 512 (issue 11's own cut)"

@@ -5,6 +5,8 @@
 #   tools/install_deps.sh --golden  also PyTorch, torchvision and scikit-image, which only the golden-file scripts use
 #   tools/install_deps.sh --demo    also mate-backgrounds: nature photographs, what `make demo` trains on when
 #                                   tools/fetch_photos.sh cannot download its 29 photographs (offline)
+#   tools/install_deps.sh --score   also scikit-image, SciPy and Pillow, for the outside check of a dust model
+#                                   (tools/check_unseen.sh, tools/score_restoration.py)
 #   tools/install_deps.sh --fuzz    also clang, its libFuzzer and sanitizer runtimes (libclang-rt-dev: on Debian
 #                                   bookworm clang only recommends it), clang's OpenMP (libomp-dev) and ninja,
 #                                   for tools/run_fuzz.sh
@@ -15,9 +17,10 @@ packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev libstb-de
 case "${1:-}" in
   --golden) packages+=(python3-torch python3-torchvision python3-skimage) ;;
   --demo) packages+=(mate-backgrounds) ;;
+  --score) packages+=(python3-skimage python3-scipy python3-pil) ;;
   --fuzz) packages+=(clang libclang-rt-dev libomp-dev ninja-build) ;;
   "") ;;
-  *) echo "filmgrad: error: unknown option '$1' (use --golden, --demo or --fuzz)" >&2; exit 2 ;;
+  *) echo "filmgrad: error: unknown option '$1' (use --golden, --demo, --score or --fuzz)" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${packages[@]}"; do

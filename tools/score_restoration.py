@@ -44,6 +44,32 @@ def ssim(a, b):
                                  use_sample_covariance=False, data_range=1.0)
 
 
+def write_picture(a, names, damaged_root, rows=4, side=256):
+    """Four images spread over the sorted list (the first, and three evenly after it), each row damaged | restored |
+    clean, every tile resized to `side` px on its longer side."""
+    picks = [names[int(i * len(names) / rows)] for i in range(min(rows, len(names)))]
+    tiles = []
+    for rel in picks:
+        stem = rel[:-4]
+        row = [Image.open(p).convert("RGB") for p in (os.path.join(damaged_root, rel),
+                                                        os.path.join(a.restored, stem + a.suffix + ".png"),
+                                                        os.path.join(a.pieces, "clean", rel))]
+        scale = side / max(row[0].size)
+        size = (max(1, round(row[0].size[0] * scale)), max(1, round(row[0].size[1] * scale)))
+        tiles.append([im.resize(size, Image.LANCZOS) for im in row])
+    w = max(t[0].size[0] for t in tiles)
+    h = sum(t[0].size[1] for t in tiles) + 4 * (len(tiles) - 1)
+    sheet = Image.new("RGB", (3 * w + 8, h), (255, 255, 255))
+    y = 0
+    for t in tiles:
+        for k, im in enumerate(t):
+            sheet.paste(im, (k * (w + 4), y))
+        y += t[0].size[1] + 4
+    tmp = a.picture + ".tmp.png"
+    sheet.save(tmp)
+    os.replace(tmp, a.picture)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pieces")
@@ -53,6 +79,7 @@ def main():
     ap.add_argument("--csv", help="per-image scores")
     ap.add_argument("--label", default="", help="a line printed above the table")
     ap.add_argument("--suffix", default="_restored")
+    ap.add_argument("--picture", help="a PNG of four images, one row each: damaged | restored | clean")
     a = ap.parse_args()
 
     damaged_root = os.path.join(a.pieces, "damaged")
@@ -86,6 +113,8 @@ def main():
             rows[k].append(s[k])
         per_image.append((rel, s))
 
+    if a.picture:
+        write_picture(a, names, damaged_root)
     base = np.array(rows["damaged"])
     lines = []
     if a.label:
