@@ -1,8 +1,6 @@
 // The Dynamic U-Net: see models/dynamic_unet.h.
 #include "models/dynamic_unet.h"
 
-#include <cstdlib>
-
 #include <cmath>
 #include <string>
 
@@ -14,9 +12,6 @@
 namespace fg::models {
 
 namespace {
-
-// The channels of the gated network's mask body (below).
-constexpr int64_t kMaskHidden = 16;
 
 // fastai v1's conv_layer with norm_type None: a conv with bias, padding ks / 2, kaiming_normal_ weight, zero bias.
 std::shared_ptr<nn::Conv2d> fastai_conv(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t kernel) {
@@ -156,20 +151,7 @@ DynamicUNet::DynamicUNet(Generator& gen, const DynamicUNetConfig& config) : nn::
              "out_channels must be 3, got "
                  << config.out_channels);
     // Built last, so the ungated layers draw the same weights from gen whether or not the network is gated.
-    // The mask sees the full-resolution features through two 3x3 convolutions (the second dilated: a 7 px
-    // neighbourhood) before its 1x1 head: a speck or hair is told from texture by comparing a pixel with its
-    // surroundings, which a 1x1 conv on the features alone did poorly (3 % of the damaged pixels found on unseen
-    // photographs after the demo's training, against 32 % with this body; docs/training.md, "The gate").
-    mask_body_ = register_module("mask_body", std::make_shared<nn::Sequential>());
-    mask_body_->push_back(fastai_conv(gen, cross, kMaskHidden, 3));
-    mask_body_->push_back(std::make_shared<nn::ReLU>());
-    auto dilated = std::make_shared<nn::Conv2d>(gen, kMaskHidden, kMaskHidden, 3, /*stride=*/1, /*padding=*/2,
-                                                /*dilation=*/2);
-    nn::init::kaiming_normal_(dilated->weight().data(), gen);
-    nn::init::zeros_(dilated->bias().data());
-    mask_body_->push_back(dilated);
-    mask_body_->push_back(std::make_shared<nn::ReLU>());
-    mask_head_ = register_module("mask_head", fastai_conv(gen, kMaskHidden, 1, 1));
+    mask_head_ = register_module("mask_head", fastai_conv(gen, cross, 1, 1));
     nn::init::constant_(mask_head_->bias().data(), kMaskPriorLogit);
   }
 }
@@ -189,7 +171,7 @@ GatedOutput DynamicUNet::forward_gated(const Variable& x) {
   const Variable features = trunk(x);
   GatedOutput out;
   out.image = (*sigmoid_range_)((*head_)(features));
-  out.mask_logits = (*mask_head_)((*mask_body_)(features));
+  out.mask_logits = (*mask_head_)(features);
   out.output = damage_gate(out.mask_logits, out.image, x);
   return out;
 }

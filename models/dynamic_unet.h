@@ -14,8 +14,7 @@
 //   (cross)    concatenate the network input          -> 96w + 3
 //   res        x + relu(conv2(relu(conv1(x))))        -> 96w + 3
 //   head       conv1x1 (96w + 3) -> out_channels, then sigmoid(x) (y_hi - y_lo) + y_lo
-//   (gated)    mask_body conv3x3 (96w + 3) -> 16, ReLU, conv3x3 dilation 2 16 -> 16, ReLU;
-//              mask_head conv1x1 16 -> 1: damage-mask logits; the output is then
+//   (gated)    mask_head conv1x1 (96w + 3) -> 1: damage-mask logits; the output is then
 //              damage_gate(mask logits, head's image, input) (models/gate.h): the input kept where no damage is
 //              predicted. Not in the dissertation's network (config.gated is off by default; its golden tests
 //              and parameter counts are the ungated network's).
@@ -36,8 +35,7 @@
 //   last_shuf.conv            Conv2d 1x1 96w -> 384w with bias
 //   res.conv1, res.conv2      Conv2d 3x3 (96w + 3) -> (96w + 3) with bias
 //   head                      Conv2d 1x1 (96w + 3) -> out_channels with bias
-//   mask_body.0, mask_body.2  gated only: Conv2d 3x3 (96w + 3) -> 16 and 3x3 dilation 2 16 -> 16, with bias
-//   mask_head                 gated only: Conv2d 1x1 16 -> 1 with bias (kaiming weight, bias
+//   mask_head                 gated only: Conv2d 1x1 (96w + 3) -> 1 with bias (kaiming weight, bias
 //                             kMaskPriorLogit so an untrained network passes its input through)
 //
 // Initialisation follows fastai v1: decoder convs kaiming_normal_ with zero bias, the pixel-shuffle convs ICNR with
@@ -157,8 +155,7 @@ class DynamicUNet : public nn::Module {  // type_name "DynamicUnet"
   std::shared_ptr<PixelShuffleICNR> last_shuf_;
   std::shared_ptr<ResBlock> res_;
   std::shared_ptr<nn::Conv2d> head_;
-  std::shared_ptr<nn::Sequential> mask_body_;  // gated only
-  std::shared_ptr<nn::Conv2d> mask_head_;      // gated only
+  std::shared_ptr<nn::Conv2d> mask_head_;  // gated only
   std::shared_ptr<nn::SigmoidRange> sigmoid_range_;
 };
 

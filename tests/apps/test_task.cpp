@@ -269,24 +269,7 @@ TEST(GatedRestorationModel, LossAddsTheMaskTermAndMaskIsTheSigmoid) {
   const data::Batch b = dusty_batch(2, 32, 1);
   const LossValue v = m.loss(b);
   ASSERT_EQ(v.terms.count("bce_mask"), 1u);
-  ASSERT_EQ(v.terms.count("fill"), 1u);
-  EXPECT_NEAR(v.terms.at("total"), v.terms.at("mse") + v.terms.at("bce_mask") + v.terms.at("fill"), 1e-6);
-  EXPECT_GT(v.terms.at("fill"), 0.0);
-  // The mask's target is visible damage (alpha over 0.05): a faint overlay counts as no damage at all, so its
-  // loss is that of an empty mask, with no fill term; a visible one changes both.
-  m.module().eval();  // batch statistics aside, the three losses below see the same network
-  data::Batch faint = b, none = b, visible = b;
-  none.mask = Tensor::zeros(b.mask.shape());
-  faint.mask = Tensor::full(b.mask.shape(), 0.04);
-  visible.mask = Tensor::zeros(b.mask.shape());
-  visible.mask.narrow(3, 0, 8).fill_(0.06);
-  const LossValue vn = m.loss(none), vf = m.loss(faint), vv = m.loss(visible);
-  EXPECT_EQ(vn.terms.at("fill"), 0.0);
-  EXPECT_NEAR(vf.terms.at("bce_mask"), vn.terms.at("bce_mask"), 1e-6 * vn.terms.at("bce_mask"));
-  EXPECT_EQ(vf.terms.at("fill"), 0.0);
-  EXPECT_GT(vv.terms.at("fill"), 0.0);
-  EXPECT_GT(vv.terms.at("bce_mask"), vn.terms.at("bce_mask"));  // the untrained mask is ~0.01 on damage
-  m.module().train();
+  EXPECT_NEAR(v.terms.at("total"), v.terms.at("mse") + v.terms.at("bce_mask"), 1e-6);
   data::Batch no_mask = b;
   no_mask.mask = Tensor();
   EXPECT_NE(test::error_of([&] { m.loss(no_mask); }).find("true damage mask"), std::string::npos);

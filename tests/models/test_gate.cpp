@@ -97,10 +97,8 @@ TEST(GatedDynamicUNet, AddsOnlyTheMaskHeadAndGatesTheOutput) {
   models::DynamicUNet gated(g2, cfg);
   // The mask head is built last, so every other weight is the ungated network's.
   std::map<std::string, Tensor> a = test::state_map(plain.state_dict()), b = test::state_map(gated.state_dict());
-  ASSERT_EQ(b.size(), a.size() + 6);  // mask_body.0 and .2, mask_head: a weight and a bias each
-  ASSERT_EQ(b.at("mask_body.0.weight").shape(), (Shape{16, 12 + 3, 3, 3}));  // 96w + 3 at w = 1/8
-  ASSERT_EQ(b.at("mask_body.2.weight").shape(), (Shape{16, 16, 3, 3}));
-  ASSERT_EQ(b.at("mask_head.weight").shape(), (Shape{1, 16, 1, 1}));
+  ASSERT_EQ(b.size(), a.size() + 2);
+  ASSERT_EQ(b.at("mask_head.weight").shape(), (Shape{1, 12 + 3, 1, 1}));  // 96w + 3 at w = 1/8
   EXPECT_ALL_CLOSE(Tensor::full({1}, models::kMaskPriorLogit), b.at("mask_head.bias"), 0.0, 0.0);
   for (const auto& [name, t] : a) EXPECT_ALL_CLOSE(t, b.at(name), 0.0, 0.0);
 
@@ -131,7 +129,7 @@ TEST(GatedDynamicUNet, MaskHeadTrainsAndBadConfigsAreErrors) {
       .backward();
   std::map<std::string, Variable> params;
   for (const auto& [name, p] : net.named_parameters()) params[name] = p;
-  for (const char* name : {"mask_body.0.weight", "mask_head.weight", "mask_head.bias", "head.weight"}) {
+  for (const char* name : {"mask_head.weight", "mask_head.bias", "head.weight"}) {
     const Variable p = params.at(name);
     ASSERT_TRUE(p.grad().defined()) << name;
     double s = 0;
