@@ -6,7 +6,8 @@
 #
 #   tools/check_unseen.sh RUN [OUT]      RUN: a dust run folder or checkpoint; OUT default unseen_out
 # Environment: BUILD (default build), UNSEEN (a folder of photos instead of the fetched KDE ones), FULL=0 to skip
-# the full-resolution half, SEED (damage seed, default 11, as issue 11 measured).
+# the full-resolution half, SEED (damage seed, default 11, as issue 11 measured), RESTORE_ARGS (more `filmgrad
+# restore` options, e.g. "--work-size 768").
 # Writes OUT/score-256.md and OUT/score-full.md (+ per-image CSVs).
 set -euo pipefail
 RUN=${1:?usage: tools/check_unseen.sh RUN [OUT]}
@@ -25,13 +26,14 @@ if [ -z "$(find "$UNSEEN" -type f 2>/dev/null | head -1)" ]; then
   bash "$here/fetch_photos.sh" --unseen "$UNSEEN"
 fi
 
-# score LABEL PIECES [restore options...]
+# score LABEL PIECES
 score() {
   local label=$1 pieces=$2
-  shift 2
   rm -rf "$pieces.restored" "$pieces.restored_clean"
-  "$FG" restore "$pieces/damaged" -o "$pieces.restored" --model "$RUN" --mask "$@" >"$pieces.restore.log"
-  "$FG" restore "$pieces/clean" -o "$pieces.restored_clean" --model "$RUN" "$@" >>"$pieces.restore.log"
+  # shellcheck disable=SC2086 # RESTORE_ARGS is a list of options
+  "$FG" restore "$pieces/damaged" -o "$pieces.restored" --model "$RUN" --mask ${RESTORE_ARGS:-} >"$pieces.restore.log"
+  # shellcheck disable=SC2086
+  "$FG" restore "$pieces/clean" -o "$pieces.restored_clean" --model "$RUN" ${RESTORE_ARGS:-} >>"$pieces.restore.log"
   tail -1 "$pieces.restore.log"
   "$PY" "$here/score_restoration.py" "$pieces" "$pieces.restored" "$pieces.restored_clean" \
     --out "$OUT/score-$label.md" --csv "$OUT/score-$label.csv" --label "$label: $RUN on $UNSEEN, seed $SEED" \
