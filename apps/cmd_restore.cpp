@@ -25,7 +25,7 @@ namespace {
 std::string help_text() {
   return "usage: filmgrad restore IN... -o OUT --model RUN [--mode dust|negative] [--mask] [--tile 512]\n"
          "                        [--margin PX] [--ramp 32] [--device cpu|cuda] [--format same|png|tif|jpg]\n"
-         "                        [--suffix _restored] [--overwrite]\n"
+         "                        [--suffix _restored] [--overwrite] [--inference-mode] [--f16-weights]\n"
          "\n"
          "Restores images with a trained network, in tiles so that memory stays bounded whatever the image size.\n"
          "IN are image files or folders (searched recursively for .png .tif .tiff .jpg .jpeg .bmp .tga; hidden\n"
@@ -48,6 +48,10 @@ std::string help_text() {
          "  --format F        same (the input's format, default), png, tif or jpg (JPEG is 8-bit, without alpha)\n"
          "  --suffix S        added to each output's name (default _restored)\n"
          "  --overwrite       replace outputs that exist (without it, an existing output stops the run)\n"
+         "  --inference-mode  fold the BatchNorms into the convolutions once after loading (the same result up to\n"
+         "                    float rounding, a little faster; docs/embedding.md)\n"
+         "  --f16-weights     keep the weights in 16-bit floats (half the model's memory; computed in 32-bit; the\n"
+         "                    result changes slightly, docs/embedding.md gives the measured error). CPU only\n"
          "\n"
          "docs/restore.md explains the tiling, the margins and the memory use.\n";
 }
@@ -56,6 +60,7 @@ const std::vector<OptionSpec>& option_specs() {
   static const std::vector<OptionSpec> specs = {
       {"-o"},      {"--output"}, {"--model"},  {"--mode"},   {"--mask", 0},      {"--tile"},
       {"--margin"}, {"--ramp"},  {"--device"}, {"--format"}, {"--suffix"}, {"--overwrite", 0},
+      {"--inference-mode", 0}, {"--f16-weights", 0},
   };
   return specs;
 }
@@ -113,6 +118,8 @@ int cmd_restore(int argc, char** argv) {
   options.format = args.text("--format", "same");
   options.suffix = args.text("--suffix", options.suffix);
   options.overwrite = args.has("--overwrite");
+  options.inference_mode = args.has("--inference-mode");
+  options.f16_weights = args.has("--f16-weights");
   if (options.suffix.find('/') != std::string::npos) throw UsageError("--suffix must not contain '/'");
   (void)parse_device(options.device);  // a bad name is a usage mistake, found before the model loads
   if (::isatty(STDERR_FILENO)) {
@@ -142,9 +149,10 @@ int cmd_restore(int argc, char** argv) {
 
   const data::TileOptions& t = restorer.tile_options();
   const ModelConfig& mc = restorer.model().config();
-  std::printf("model %s (width %g, %s) from %s; tiles of at most %lld px, margin %lld, ramp %lld, on %s\n",
+  std::printf("model %s (width %g, %s) from %s; tiles of at most %lld px, margin %lld, ramp %lld, on %s%s%s\n",
               mc.model.c_str(), mc.width, restorer.mode().c_str(), model_path.c_str(), (long long)t.tile,
-              (long long)t.margin, (long long)t.ramp, options.device.c_str());
+              (long long)t.margin, (long long)t.ramp, options.device.c_str(),
+              options.inference_mode ? "; BatchNorms folded" : "", options.f16_weights ? "; f16 weights" : "");
   std::fflush(stdout);
 
   int64_t failed = 0;

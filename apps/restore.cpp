@@ -14,6 +14,7 @@
 
 #include "apps/args.h"
 #include "autograd/variable.h"
+#include "models/inference.h"
 #include "tensor/storage.h"
 
 namespace fg::apps {
@@ -244,6 +245,15 @@ Restorer::Restorer(std::unique_ptr<RestorationModel> model, const RestoreOptions
   set_tiling(options.tile, options.margin, options.ramp);
 
   model_->module().eval();
+  if (options.f16_weights && !device_.is_cpu())
+    throw UsageError("f16 weights are for the CPU (the " + options.device +
+                     " path computes with f32 weights); drop the f16 option or restore on the CPU");
+  if (options.inference_mode || options.f16_weights) {
+    models::InferenceOptions io;
+    io.fold_batch_norm = options.inference_mode;
+    io.f16_weights = options.f16_weights;
+    models::prepare_for_inference(model_->module(), io);
+  }
   if (!device_.is_cpu()) model_->to(device_);
   // Loading parsed the checkpoint into tensors that are gone now; the host block cache (tensor/storage.h) would
   // keep their blocks, which no tile reuses.
