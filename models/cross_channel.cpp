@@ -82,14 +82,16 @@ std::pair<Variable, Variable> SubUNetBlock::encode(const Variable& x) {
   return out;
 }
 
-Variable SubUNetBlock::decode(const Variable& x, const Variable& skip) {
+Variable SubUNetBlock::decode(Variable x, Variable skip) {
   FG_CHECK(kind_ == Kind::Up, type_name() << ": decode() is for decoder blocks");
   Variable up = (*up_)(x);
+  x = Variable();
   FG_CHECK(skip.dim() == 4 && skip.size(0) == up.size(0) && skip.size(2) == up.size(2) && skip.size(3) == up.size(3),
            "DecoderBlock: the skip " << shape_str(skip.shape()) << " must match the upsampled input "
                                      << shape_str(up.shape()) << " in N, H and W");
   Variable joined = concat({up, skip}, 1);
   up = Variable();
+  skip = Variable();
   Variable y = convs(std::move(joined));
   record_output(y);
   return y;
@@ -152,10 +154,8 @@ Variable SubUNet::forward(const Variable& x) {
   }
   h = (*blocks_[4])(h);
   h = (*blocks_[5])(h);
-  for (size_t i = 6; i < 10; ++i) {
-    h = blocks_[i]->decode(h, skips[9 - i]);
-    skips[9 - i] = Variable();  // its last reader is done
-  }
+  // Each skip is moved into the decoder block that reads it, which frees it once concatenated.
+  for (size_t i = 6; i < 10; ++i) h = blocks_[i]->decode(std::move(h), std::move(skips[9 - i]));
   return (*out_)(h);
 }
 

@@ -67,8 +67,9 @@ class SubUNetBlock : public nn::Module {
   SubUNetBlock(Generator& gen, Kind kind, int64_t in_channels, int64_t mid_channels, int64_t out_channels);
   // Down: (pooled output, skip = the BatchNorm output before the pool). Reports the pooled output to a recorder.
   std::pair<Variable, Variable> encode(const Variable& x);
-  // Up: upsamples x, concatenates skip (which must then have x's upsampled shape) and convolves.
-  Variable decode(const Variable& x, const Variable& skip);
+  // Up: upsamples x, concatenates skip (which must then have x's upsampled shape) and convolves. Taken by value: a
+  // caller that moves them in lets each be freed as soon as it is read.
+  Variable decode(Variable x, Variable skip);
   // Down: encode(x).first; Dilated: the block; Up: an error (it needs the skip).
   Variable forward(const Variable& x) override;
   Kind kind() const { return kind_; }

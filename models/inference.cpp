@@ -5,6 +5,7 @@
 
 #include "models/cross_channel.h"
 #include "models/dynamic_unet.h"
+#include "models/resnet.h"
 #include "models/tiny_unet.h"
 #include "tensor/error.h"
 
@@ -68,6 +69,8 @@ InferenceReport prepare_for_inference(nn::Module& network, const InferenceOption
       cross->fold_batch_norm();
     } else if (auto* tiny = dynamic_cast<TinyUNet*>(&network)) {
       tiny->fold_batch_norm();
+    } else if (auto* resnet = dynamic_cast<ResNet34*>(&network)) {
+      resnet->fold_batch_norm();
     } else {
       FG_CHECK(before == 0, "the inference mode does not know where the BatchNorms of a "
                                 << network.type_name() << " sit; load it without folding");

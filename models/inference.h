@@ -39,7 +39,7 @@ struct InferenceReport {
   int64_t bytes_after = 0;
 };
 
-// Rewrites a network of models/registry.h (DynamicUNet, CrossChannelNet, TinyUNet) in place, as above. Throws
+// Rewrites a network of models/registry.h (DynamicUNet, CrossChannelNet, TinyUNet, ResNet34) in place, as above. Throws
 // fg::Error for a network in training mode, a network of another type that holds BatchNorms, or weights out of
 // f16's range (then nothing is converted to f16, but a fold already done stays).
 InferenceReport prepare_for_inference(nn::Module& network, const InferenceOptions& options);

@@ -13,6 +13,7 @@
 #include "models/cross_channel.h"
 #include "models/dynamic_unet.h"
 #include "models/inference.h"
+#include "models/resnet.h"
 #include "models/tiny_unet.h"
 #include "tests/support/test_util.h"
 
@@ -181,6 +182,21 @@ TEST(InferenceMode, ErrorsSayWhatWasWrong) {
   o.f16_weights = true;
   EXPECT_NE(test::error_of([&] { prepare_for_inference(tiny, o); }).find("beyond f16's range"), std::string::npos);
   for (const auto& p : tiny.named_parameters()) EXPECT_EQ(p.second.dtype(), DType::F32) << p.first;
+}
+
+TEST(InferenceMode, ResNet34ClassifierFoldsEveryBatchNorm) {
+  Generator gen(25);
+  ResNet34 net(gen, 0.125, 10);
+  randomise_batch_norms(net, 400);
+  net.eval();
+  net.to(DType::F64);
+  const Tensor x = test::random_tensor({2, 3, 32, 32}, 9, DType::F64, 0.0, 1.0);
+  const Tensor ref = run(net, x);
+  const InferenceReport r = prepare_for_inference(net, {});
+  EXPECT_EQ(r.folded, 36);
+  EXPECT_EQ(r.affine, 0);
+  EXPECT_EQ(count_batch_norms(net), 0);
+  EXPECT_LE(max_abs_diff(run(net, x), ref), 1e-10 * std::max(1.0, max_abs(ref)));
 }
 
 TEST(InferenceMode, TinyUNetFoldsToo) {
