@@ -330,9 +330,9 @@ fg_status fg_model_load(const char* path, const fg_load_options* options, fg_mod
     require(o.inference_mode == 0 || o.inference_mode == 1,
             "fg_load_options.inference_mode is " + std::to_string(o.inference_mode) +
                 "; use 1 (fold the BatchNorms) or 0 (the network as trained)");
-    require(o.f16_weights == 0 || o.f16_weights == 1,
-            "fg_load_options.f16_weights is " + std::to_string(o.f16_weights) +
-                "; use 1 (16-bit weights) or 0 (32-bit)");
+    require(
+        o.f16_weights == 0 || o.f16_weights == 1,
+        "fg_load_options.f16_weights is " + std::to_string(o.f16_weights) + "; use 1 (16-bit weights) or 0 (32-bit)");
     fg::apps::RestoreOptions ro;
     ro.device = o.device && o.device[0] ? o.device : "cpu";
     ro.inference_mode = o.inference_mode != 0;

@@ -286,7 +286,9 @@ Tensor RestorationModel::change_mask(const Tensor& input, const Tensor& predicti
 }
 
 #ifdef FG_MINIMAL
-LossValue RestorationModel::loss(const data::Batch&) { throw Error(kNoTraining); }
+LossValue RestorationModel::loss(const data::Batch&) {
+  throw Error(kNoTraining);
+}
 #else
 LossValue RestorationModel::loss(const data::Batch& batch) {
   FG_CHECK(batch.input.defined() && batch.target.defined(), "a training batch needs input and target");

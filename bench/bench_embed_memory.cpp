@@ -50,11 +50,11 @@
 #include "apps/task.h"
 #include "autograd/variable.h"
 #include "data/metrics.h"
+#include "filmgrad/filmgrad.h"
 #include "models/inference.h"
+#include "nn/checkpoint.h"
 #include "nn/recorder.h"
 #include "tensor/host_cache.h"
-#include "filmgrad/filmgrad.h"
-#include "nn/checkpoint.h"
 #include "tensor/philox.h"
 
 namespace {
@@ -141,8 +141,7 @@ int child_main(int argc, char** argv) {
   if (!(status == FG_OK || (status == FG_ERROR_CANCELLED && tiles.stop_after > 0))) check(status, "fg_restore");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   fg_model_free(model);
-  std::printf("%ld %ld %ld %lld %.3f\n", after_load, held, peak_rss_kb(), static_cast<long long>(tiles.done),
-              seconds);
+  std::printf("%ld %ld %ld %lld %.3f\n", after_load, held, peak_rss_kb(), static_cast<long long>(tiles.done), seconds);
   return 0;
 }
 
@@ -309,8 +308,7 @@ void BM_TilePeak_DynamicUNet(benchmark::State& state) {
     return;
   }
   std::string output;
-  if (!run_child(state, "--tile-child " + checkpoint + " " + std::to_string(tile) + " " + std::to_string(mode),
-                 output))
+  if (!run_child(state, "--tile-child " + checkpoint + " " + std::to_string(tile) + " " + std::to_string(mode), output))
     return;
   long peak_kb = 0;
   long long largest = 0;

@@ -67,7 +67,9 @@ Variable SubUNetBlock::convs(Variable x) {
   return (*bn_)(h);
 }
 
-void SubUNetBlock::fold_batch_norm() { bn_ = batch_norm_to_affine(*this, "bn"); }
+void SubUNetBlock::fold_batch_norm() {
+  bn_ = batch_norm_to_affine(*this, "bn");
+}
 
 std::pair<Variable, Variable> SubUNetBlock::encode_unrecorded(const Variable& x) {
   FG_CHECK(kind_ == Kind::Down, type_name() << ": encode() is for encoder blocks");

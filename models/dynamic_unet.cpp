@@ -104,7 +104,9 @@ Variable UnetBlock::forward(Variable up_in, Variable skip) {
   return x;
 }
 
-void UnetBlock::fold_batch_norm() { bn_ = batch_norm_to_affine(*this, "bn"); }
+void UnetBlock::fold_batch_norm() {
+  bn_ = batch_norm_to_affine(*this, "bn");
+}
 
 // ---- ResBlock ----
 

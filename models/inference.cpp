@@ -90,8 +90,8 @@ InferenceReport prepare_for_inference(nn::Module& network, const InferenceOption
     for (nn::WeightLayer* layer : layers) {
       for (const Variable& v : {layer->weight(), layer->bias()})
         if (v.defined()) FG_CHECK(v.data().device().is_cpu(), "f16 weights are for the CPU; load the model there");
-      FG_CHECK(layer->fits_f16(), "a weight of this " << network.type_name()
-                                                      << " is beyond f16's range (65504); keep its weights in f32");
+      FG_CHECK(layer->fits_f16(),
+               "a weight of this " << network.type_name() << " is beyond f16's range (65504); keep its weights in f32");
     }
     for (nn::WeightLayer* layer : layers) report.f16_layers += layer->store_f16() > 0;
   }

@@ -114,13 +114,15 @@ Conv2d::Conv2d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_
   default_init(gen, weight_, bias_);
 }
 
-Variable Conv2d::forward(const Variable& x) { return conv2d(x, weight_as(x.dtype()), bias_as(x.dtype()), params_); }
+Variable Conv2d::forward(const Variable& x) {
+  return conv2d(x, weight_as(x.dtype()), bias_as(x.dtype()), params_);
+}
 
 void Conv2d::fold_batch_norm(const BatchNorm2d& bn) {
   FG_CHECK(!spectral_norm_, "Conv2d: cannot fold a BatchNorm into a spectrally normalised weight");
   FG_CHECK(bn.num_features() == out_channels_, "Conv2d(" << in_channels_ << ", " << out_channels_
-                                                          << "): cannot fold a BatchNorm2d of " << bn.num_features()
-                                                          << " channels into its output");
+                                                         << "): cannot fold a BatchNorm2d of " << bn.num_features()
+                                                         << " channels into its output");
   const auto [scale, shift] = bn.eval_scale_shift();
   const Tensor w_old = weight_.data();
   Tensor w = w_old.to(Device::cpu()).to(DType::F64).contiguous().clone();
@@ -200,7 +202,9 @@ Linear::Linear(Generator& gen, int64_t in_features, int64_t out_features, bool b
   default_init(gen, weight_, bias_);
 }
 
-Variable Linear::forward(const Variable& x) { return linear(x, weight_as(x.dtype()), bias_as(x.dtype())); }
+Variable Linear::forward(const Variable& x) {
+  return linear(x, weight_as(x.dtype()), bias_as(x.dtype()));
+}
 
 std::string Linear::extra_repr() const {
   return "in_features=" + std::to_string(in_features_) + ", out_features=" + std::to_string(out_features_) +
@@ -277,9 +281,9 @@ ChannelAffine::ChannelAffine(const BatchNorm2d& bn) : Module("ChannelAffine"), n
 }
 
 Variable ChannelAffine::forward(const Variable& x) {
-  FG_CHECK(x.dim() == 4 && x.size(1) == num_features_,
-           "ChannelAffine(" << num_features_ << "): expected input (N, " << num_features_ << ", H, W), got "
-                            << x.data().str());
+  FG_CHECK(x.dim() == 4 && x.size(1) == num_features_, "ChannelAffine(" << num_features_ << "): expected input (N, "
+                                                                        << num_features_ << ", H, W), got "
+                                                                        << x.data().str());
   // The eval-mode normalisation with mean 0 and variance 1 (eps 0: invstd is exactly 1) is x * scale + shift in
   // one pass and one output, which two broadcast ops would not be.
   const Tensor& s = scale_.data();
@@ -290,7 +294,9 @@ Variable ChannelAffine::forward(const Variable& x) {
                     /*training=*/false, 0.0, 0.0);
 }
 
-std::string ChannelAffine::extra_repr() const { return std::to_string(num_features_); }
+std::string ChannelAffine::extra_repr() const {
+  return std::to_string(num_features_);
+}
 
 // ---- activations ----
 
