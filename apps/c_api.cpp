@@ -313,7 +313,7 @@ fg_status fg_set_cpu_cache_limit(int64_t megabytes) {
 fg_status fg_load_options_init(fg_load_options* options) {
   return guarded(FG_ERROR_INTERNAL, [&] {
     require(options != nullptr, "fg_load_options_init: options is NULL");
-    *options = fg_load_options{nullptr, 1.0, 0, nullptr};
+    *options = fg_load_options{nullptr, 1.0, 0, nullptr, 0, 0};
   });
 }
 
@@ -327,8 +327,16 @@ fg_status fg_model_load(const char* path, const fg_load_options* options, fg_mod
     if (options) o = *options;
     require(std::isfinite(o.width) && o.width >= 0,
             "fg_model_load: width " + std::to_string(o.width) + " is not a positive number (0 means 1)");
+    require(o.inference_mode == 0 || o.inference_mode == 1,
+            "fg_load_options.inference_mode is " + std::to_string(o.inference_mode) +
+                "; use 1 (fold the BatchNorms) or 0 (the network as trained)");
+    require(
+        o.f16_weights == 0 || o.f16_weights == 1,
+        "fg_load_options.f16_weights is " + std::to_string(o.f16_weights) + "; use 1 (16-bit weights) or 0 (32-bit)");
     fg::apps::RestoreOptions ro;
     ro.device = o.device && o.device[0] ? o.device : "cpu";
+    ro.inference_mode = o.inference_mode != 0;
+    ro.f16_weights = o.f16_weights != 0;
     fg::Device device;
     try {
       device = fg::parse_device(ro.device);
@@ -336,6 +344,9 @@ fg_status fg_model_load(const char* path, const fg_load_options* options, fg_mod
       fail(FG_ERROR_ARGUMENT, std::string("fg_model_load: ") + e.what());
     }
     if (!device.is_cpu()) {
+      if (ro.f16_weights)
+        fail(FG_ERROR_UNSUPPORTED, "fg_load_options.f16_weights is for the CPU (the device '" + ro.device +
+                                       "' computes with 32-bit weights); set it to 0 or load on \"cpu\"");
 #ifdef FG_WITH_CUDA
       const int devices = fg::cuda::device_count();
       if (device.index >= devices)

@@ -25,7 +25,8 @@ namespace {
 std::string help_text() {
   return "usage: filmgrad restore IN... -o OUT --model RUN [--mode dust|negative] [--mask] [--tile 512]\n"
          "                        [--margin PX] [--ramp 32] [--device cpu|cuda] [--format same|png|tif|jpg]\n"
-         "                        [--suffix _restored] [--work-size auto|PX] [--overwrite]\n"
+         "                        [--suffix _restored] [--work-size auto|PX] [--overwrite] [--inference-mode]\n"
+         "                        [--f16-weights]\n"
          "\n"
          "Restores images with a trained network, in tiles so that memory stays bounded whatever the image size.\n"
          "IN are image files or folders (searched recursively for .png .tif .tiff .jpg .jpeg .bmp .tga; hidden\n"
@@ -52,6 +53,10 @@ std::string help_text() {
          "                    pixels stay as they are. auto (default): the largest frame the model's dust was\n"
          "                    sized for in training, when its run recorded one; 0: always at full size\n"
          "  --overwrite       replace outputs that exist (without it, an existing output stops the run)\n"
+         "  --inference-mode  fold the BatchNorms into the convolutions once after loading (the same result up to\n"
+         "                    float rounding, a little faster; docs/embedding.md)\n"
+         "  --f16-weights     keep the weights in 16-bit floats (half the model's memory; computed in 32-bit; the\n"
+         "                    result changes slightly, docs/embedding.md gives the measured error). CPU only\n"
          "\n"
          "docs/restore.md explains the tiling, the margins and the memory use.\n";
 }
@@ -60,6 +65,7 @@ const std::vector<OptionSpec>& option_specs() {
   static const std::vector<OptionSpec> specs = {
       {"-o"},      {"--output"}, {"--model"},  {"--mode"},   {"--mask", 0},      {"--tile"},
       {"--margin"}, {"--ramp"},  {"--device"}, {"--format"}, {"--suffix"}, {"--overwrite", 0}, {"--work-size"},
+      {"--inference-mode", 0}, {"--f16-weights", 0},
   };
   return specs;
 }
@@ -123,6 +129,8 @@ int cmd_restore(int argc, char** argv) {
   } else {
     options.work_size = args.integer("--work-size", 0, 0);
   }
+  options.inference_mode = args.has("--inference-mode");
+  options.f16_weights = args.has("--f16-weights");
   if (options.suffix.find('/') != std::string::npos) throw UsageError("--suffix must not contain '/'");
   (void)parse_device(options.device);  // a bad name is a usage mistake, found before the model loads
   if (::isatty(STDERR_FILENO)) {
@@ -153,12 +161,13 @@ int cmd_restore(int argc, char** argv) {
 
   const data::TileOptions& t = restorer.tile_options();
   const ModelConfig& mc = restorer.model().config();
-  std::printf("model %s (width %g, %s) from %s; tiles of at most %lld px, margin %lld, ramp %lld, on %s%s\n",
+  std::printf("model %s (width %g, %s) from %s; tiles of at most %lld px, margin %lld, ramp %lld, on %s%s%s%s\n",
               mc.model.c_str(), mc.width, restorer.mode().c_str(), model_path.c_str(), (long long)t.tile,
               (long long)t.margin, (long long)t.ramp, options.device.c_str(),
               options.work_size > 0 && restorer.mode() == "dust"
                   ? ("; images over " + std::to_string(options.work_size) + " px restored at that size").c_str()
-                  : "");
+                  : "",
+              options.inference_mode ? "; BatchNorms folded" : "", options.f16_weights ? "; f16 weights" : "");
   std::fflush(stdout);
 
   int64_t failed = 0;

@@ -4,6 +4,9 @@
 #include "apps/restore.h"
 
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +20,7 @@
 #include "apps/json.h"
 #include "autograd/variable.h"
 #include "data/resize.h"
+#include "models/inference.h"
 #include "nn/checkpoint.h"
 #include "tensor/storage.h"
 
@@ -114,6 +118,17 @@ int64_t sub_unet_radius() {
   for (int b = 0; b < 6; ++b) f.conv(3, 2);
   for (int b = 0; b < 4; ++b) f.up(), f.conv(3), f.conv(3), f.conv(3);
   return f.radius();
+}
+
+// Empties the host block cache and hands the C heap's free pages back to the system. Loading a model frees two
+// copies of its weights (the file's bytes and the parsed tensors) and the inference rewrite frees the f32 weights it
+// replaces; most of those blocks are below glibc's mmap threshold, so without a trim they stay resident (measured:
+// about 500 MiB for the full-width Dynamic U-Net's 166 MB of weights, bench/bench_embed_memory.cpp).
+void return_freed_memory() {
+  release_host_cache();
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 // The largest margin that is taken as "covers the receptive field": beyond this, tiles would be mostly margin.
@@ -261,10 +276,19 @@ Restorer::Restorer(std::unique_ptr<RestorationModel> model, const RestoreOptions
   set_tiling(options.tile, options.margin, options.ramp);
 
   model_->module().eval();
+  if (options.f16_weights && !device_.is_cpu())
+    throw UsageError("f16 weights are for the CPU (the " + options.device +
+                     " path computes with f32 weights); drop the f16 option or restore on the CPU");
+  if (options.inference_mode || options.f16_weights) {
+    models::InferenceOptions io;
+    io.fold_batch_norm = options.inference_mode;
+    io.f16_weights = options.f16_weights;
+    models::prepare_for_inference(model_->module(), io);
+  }
   if (!device_.is_cpu()) model_->to(device_);
-  // Loading parsed the checkpoint into tensors that are gone now; the host block cache (tensor/storage.h) would
-  // keep their blocks, which no tile reuses.
-  release_host_cache();
+  // Loading parsed the checkpoint into tensors that are gone now; the host block cache (tensor/storage.h) and the C
+  // heap would keep their blocks, which no tile reuses.
+  return_freed_memory();
 }
 
 Restorer::~Restorer() = default;
@@ -345,7 +369,7 @@ data::Image Restorer::restore(data::Image image, Tensor* mask, int64_t* tiles) {
     // written over channel 2, so R, G and alpha come back bit for bit.
     const Tensor rgb = C == 3 ? image.pixels : image.pixels.narrow(0, 0, 3).contiguous();
     Tensor out = run_network(rgb, with_mask, tiles);
-    release_host_cache();  // the tiles' blocks: what follows (encoding the file) needs other sizes
+    return_freed_memory();  // the tiles' blocks: what follows (encoding the file) needs other sizes
     image.pixels.select(0, 2).copy_(out.select(0, 0));
     if (with_mask) *mask = out.narrow(0, 1, 1).contiguous();
     return image;
@@ -366,7 +390,7 @@ data::Image Restorer::restore(data::Image image, Tensor* mask, int64_t* tiles) {
   const bool shrink = options_.work_size > 0 && std::min(H, W) > options_.work_size;
   Tensor out = shrink ? run_at_work_size(rgb, with_mask, tiles) : run_network(rgb, with_mask, tiles);
   rgb = Tensor();
-  release_host_cache();  // the input's block and the tiles' blocks: what follows (encoding the file) needs others
+  return_freed_memory();  // the input's block and the tiles' blocks: what follows (encoding the file) needs others
   if (with_mask) *mask = out.narrow(0, 3, 1).contiguous();
 
   if (C == 3) {

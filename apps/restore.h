@@ -43,6 +43,10 @@ struct RestoreOptions {
   // command's default, "auto"): trained_work_size() of the checkpoint, resolved by the caller.
   int64_t work_size = 0;
   int jpeg_quality = 95;
+  // models/inference.h, applied by the Restorer once: fold the BatchNorms (same results up to float rounding), and
+  // store the weights in f16 (CPU only; a UsageError on another device).
+  bool inference_mode = false;
+  bool f16_weights = false;
   // Called after each tile with (tiles done, tiles in the image); may be empty.
   std::function<void(int64_t, int64_t)> on_tile;
 };

@@ -28,6 +28,13 @@ namespace {
 constexpr double kMean[3] = {0.485, 0.456, 0.406};
 constexpr double kStd[3] = {0.229, 0.224, 0.225};
 
+#ifdef FG_MINIMAL
+// An inference-only build leaves out the losses and the perceptual loss's VGG (cmake/FilmgradLibrary.cmake).
+const char* const kNoTraining =
+    "this filmgrad is an inference-only build (FG_MINIMAL): it restores with trained models but has no losses or "
+    "training; use a full build to train";
+#endif
+
 const char* const kDustModels[] = {"dynamic_unet", "tiny_unet"};
 const char* const kNegativeModels[] = {"cross_channel", "cross_channel_no_mask", "cross_channel_plain"};
 const char* const kDustLosses[] = {"mse", "mae", "ssim", "model1", "model2", "model3"};
@@ -152,6 +159,9 @@ RestorationModel::RestorationModel(const ModelConfig& config, Generator& gen, bo
     impl_->unet->encoder().load_torchvision(load_safetensors(config_.encoder_weights).tensors);
   }
   if (build_loss && (config_.loss == "model1" || config_.loss == "model2" || config_.loss == "model3")) {
+#ifdef FG_MINIMAL
+    throw Error(kNoTraining);
+#else
     FG_CHECK(!config_.vgg_weights.empty(),
              "the loss '" << config_.loss
                           << "' compares VGG16-BN features: pass --vgg-weights FILE (torchvision's vgg16_bn state "
@@ -162,6 +172,7 @@ RestorationModel::RestorationModel(const ModelConfig& config, Generator& gen, bo
     perceptual_ = std::make_shared<models::PerceptualLoss>(vgg_gen, models::parse_perceptual_variant(config_.loss));
     if (config_.vgg_weights != "random")
       perceptual_->vgg().load_torchvision(load_safetensors(config_.vgg_weights).tensors);
+#endif
   }
 }
 
@@ -274,6 +285,11 @@ Tensor RestorationModel::change_mask(const Tensor& input, const Tensor& predicti
   return mask;
 }
 
+#ifdef FG_MINIMAL
+LossValue RestorationModel::loss(const data::Batch&) {
+  throw Error(kNoTraining);
+}
+#else
 LossValue RestorationModel::loss(const data::Batch& batch) {
   FG_CHECK(batch.input.defined() && batch.target.defined(), "a training batch needs input and target");
   const Device device = module_->parameters().empty() ? Device::cpu() : module_->parameters()[0].data().device();
@@ -335,6 +351,7 @@ LossValue RestorationModel::loss(const data::Batch& batch) {
   out.terms["total"] = out.total.item();
   return out;
 }
+#endif
 
 std::unique_ptr<RestorationModel> load_restoration_model(const std::string& checkpoint_path, int64_t* step) {
   const nn::CheckpointInfo info = nn::read_checkpoint_info(checkpoint_path);

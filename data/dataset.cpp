@@ -236,16 +236,6 @@ Split load_or_create_split(const std::string& image_root, const std::string& spl
   return split;
 }
 
-Task parse_task(const std::string& name) {
-  if (name == "dust") return Task::DUST;
-  if (name == "negative") return Task::NEGATIVE;
-  throw fg::Error("unknown task '" + name + "'; the tasks are dust and negative");
-}
-
-std::string task_name(Task task) {
-  return task == Task::DUST ? "dust" : "negative";
-}
-
 // ---- RestorationDataset ----
 
 struct RestorationDataset::Impl {

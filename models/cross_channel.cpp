@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "autograd/ops.h"
 #include "models/gate.h"
+#include "models/inference.h"
 #include "nn/init.h"
 
 namespace fg::models {
@@ -52,11 +54,21 @@ SubUNetBlock::SubUNetBlock(Generator& gen, Kind kind, int64_t in_channels, int64
   if (kind == Kind::Down) pool_ = register_module("pool", std::make_shared<nn::MaxPool2d>(2));
 }
 
-Variable SubUNetBlock::convs(const Variable& x) {
-  Variable h = relu((*conv1_)(x));
-  h = relu((*conv2_)(h));
-  h = relu((*conv3_)(h));
+Variable SubUNetBlock::convs(Variable x) {
+  // One layer per statement and x dropped once read: at inference (no graph) each map is freed as soon as the
+  // next exists. x is taken by value so that a caller who moves it in (decode's concatenation) frees it here.
+  Variable h = (*conv1_)(x);
+  x = Variable();
+  h = relu(h);
+  h = (*conv2_)(h);
+  h = relu(h);
+  h = (*conv3_)(h);
+  h = relu(h);
   return (*bn_)(h);
+}
+
+void SubUNetBlock::fold_batch_norm() {
+  bn_ = batch_norm_to_affine(*this, "bn");
 }
 
 std::pair<Variable, Variable> SubUNetBlock::encode_unrecorded(const Variable& x) {
@@ -72,13 +84,17 @@ std::pair<Variable, Variable> SubUNetBlock::encode(const Variable& x) {
   return out;
 }
 
-Variable SubUNetBlock::decode(const Variable& x, const Variable& skip) {
+Variable SubUNetBlock::decode(Variable x, Variable skip) {
   FG_CHECK(kind_ == Kind::Up, type_name() << ": decode() is for decoder blocks");
-  const Variable up = (*up_)(x);
+  Variable up = (*up_)(x);
+  x = Variable();
   FG_CHECK(skip.dim() == 4 && skip.size(0) == up.size(0) && skip.size(2) == up.size(2) && skip.size(3) == up.size(3),
            "DecoderBlock: the skip " << shape_str(skip.shape()) << " must match the upsampled input "
                                      << shape_str(up.shape()) << " in N, H and W");
-  Variable y = convs(concat({up, skip}, 1));
+  Variable joined = concat({up, skip}, 1);
+  up = Variable();
+  skip = Variable();
+  Variable y = convs(std::move(joined));
   record_output(y);
   return y;
 }
@@ -140,8 +156,13 @@ Variable SubUNet::forward(const Variable& x) {
   }
   h = (*blocks_[4])(h);
   h = (*blocks_[5])(h);
-  for (size_t i = 6; i < 10; ++i) h = blocks_[i]->decode(h, skips[9 - i]);
+  // Each skip is moved into the decoder block that reads it, which frees it once concatenated.
+  for (size_t i = 6; i < 10; ++i) h = blocks_[i]->decode(std::move(h), std::move(skips[9 - i]));
   return (*out_)(h);
+}
+
+void SubUNet::fold_batch_norm() {
+  for (auto& block : blocks_) block->fold_batch_norm();
 }
 
 // ---- CrossChannelNet ----
@@ -167,6 +188,12 @@ CrossChannelNet::CrossChannelNet(Generator& gen, CrossChannelVariant variant, do
       unet_ = register_module("unet", std::make_shared<SubUNet>(gen, 3, width));
       break;
   }
+}
+
+void CrossChannelNet::fold_batch_norm() {
+  FG_CHECK(!is_training(), "CrossChannelNet: folding the BatchNorms needs eval mode; call eval()");
+  for (SubUNet* net : {mask_net_.get(), cross_net_.get(), final_net_.get(), unet_.get()})
+    if (net) net->fold_batch_norm();
 }
 
 CrossChannelOutput CrossChannelNet::run(const Variable& x) {

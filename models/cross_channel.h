@@ -67,19 +67,22 @@ class SubUNetBlock : public nn::Module {
   SubUNetBlock(Generator& gen, Kind kind, int64_t in_channels, int64_t mid_channels, int64_t out_channels);
   // Down: (pooled output, skip = the BatchNorm output before the pool). Reports the pooled output to a recorder.
   std::pair<Variable, Variable> encode(const Variable& x);
-  // Up: upsamples x, concatenates skip (which must then have x's upsampled shape) and convolves.
-  Variable decode(const Variable& x, const Variable& skip);
+  // Up: upsamples x, concatenates skip (which must then have x's upsampled shape) and convolves. Taken by value: a
+  // caller that moves them in lets each be freed as soon as it is read.
+  Variable decode(Variable x, Variable skip);
   // Down: encode(x).first; Dilated: the block; Up: an error (it needs the skip).
   Variable forward(const Variable& x) override;
   Kind kind() const { return kind_; }
+  // Inference (models/inference.h): bn (which reads conv3's ReLU) becomes a ChannelAffine.
+  void fold_batch_norm();
 
  private:
-  Variable convs(const Variable& x);
+  Variable convs(Variable x);
   std::pair<Variable, Variable> encode_unrecorded(const Variable& x);
 
   Kind kind_;
   std::shared_ptr<nn::Conv2d> conv1_, conv2_, conv3_;
-  std::shared_ptr<nn::BatchNorm2d> bn_;
+  std::shared_ptr<nn::Module> bn_;  // BatchNorm2d, or ChannelAffine once folded
   std::shared_ptr<nn::MaxPool2d> pool_;
   std::shared_ptr<nn::UpsampleNearest> up_;
 };
@@ -94,6 +97,7 @@ class SubUNet : public nn::Module {
   // The output channels of blocks.0 .. blocks.9 at this width (64, 128, 256, 512, 512, 512, 256, 128, 64, 32 at 1).
   const std::vector<int64_t>& block_channels() const { return channels_; }
   nn::Conv2d& output_conv() { return *out_; }  // "out": the 1x1 conv that makes the single output channel
+  void fold_batch_norm();                      // every block's (models/inference.h)
 
  private:
   int64_t in_channels_;
@@ -133,6 +137,9 @@ class CrossChannelNet : public nn::Module {
   CrossChannelVariant variant() const { return variant_; }
   double width() const { return width_; }
   bool gated() const { return gated_; }
+  // Inference (models/inference.h): every block's BatchNorm becomes a ChannelAffine (each follows a ReLU, so none
+  // can be folded into a convolution). Needs eval mode; the network is then for inference only.
+  void fold_batch_norm();
 
  private:
   CrossChannelOutput run(const Variable& x);

@@ -3,9 +3,11 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "autograd/ops.h"
 #include "models/gate.h"
+#include "models/inference.h"
 #include "nn/init.h"
 #include "tensor/error.h"
 
@@ -48,8 +50,15 @@ PixelShuffleICNR::PixelShuffleICNR(Generator& gen, int64_t in_channels, int64_t 
 }
 
 Variable PixelShuffleICNR::forward(const Variable& x) {
-  Variable y = (*shuf_)((*relu_)((*conv_)(x)));
-  if (blur_) y = (*blur_)((*pad_)(y));
+  // One layer per statement, so that at inference each map is freed as soon as the next exists (last_shuf's are
+  // among the network's largest).
+  Variable y = (*conv_)(x);
+  y = (*relu_)(y);
+  y = (*shuf_)(y);
+  if (blur_) {
+    y = (*pad_)(y);
+    y = (*blur_)(y);
+  }
   return y;
 }
 
@@ -70,20 +79,33 @@ UnetBlock::UnetBlock(Generator& gen, int64_t up_channels, int64_t skip_channels,
     attn_ = register_module("attn", std::make_shared<nn::SelfAttention>(gen, out_channels_, spectral_norm));
 }
 
-Variable UnetBlock::forward(const Variable& up_in, const Variable& skip) {
+Variable UnetBlock::forward(Variable up_in, Variable skip) {
   FG_CHECK(up_in.dim() == 4 && up_in.size(1) == up_channels_ && skip.dim() == 4 && skip.size(1) == skip_channels_ &&
                skip.size(0) == up_in.size(0),
            "UnetBlock(" << up_channels_ << ", " << skip_channels_ << "): expected up_in (N, " << up_channels_
                         << ", h, w) and skip (N, " << skip_channels_ << ", H, W), got " << shape_str(up_in.shape())
                         << " and " << shape_str(skip.shape()));
   Variable up = (*shuf_)(up_in);
+  up_in = Variable();
   // Odd sizes upstream leave the upsampled map a pixel off the skip's size; fastai resizes it to match.
   if (up.size(2) != skip.size(2) || up.size(3) != skip.size(3)) up = upsample_nearest2d(up, skip.size(2), skip.size(3));
-  Variable x = relu(concat({up, (*bn_)(skip)}, 1));
-  x = relu((*conv2_)(relu((*conv1_)(x))));
+  // Each map is dropped once read, so that at inference (no graph) only the maps still needed are alive.
+  skip = (*bn_)(skip);
+  Variable x = concat({up, skip}, 1);
+  up = Variable();
+  skip = Variable();
+  x = relu(x);
+  x = (*conv1_)(x);
+  x = relu(x);
+  x = (*conv2_)(x);
+  x = relu(x);
   if (attn_) x = (*attn_)(x);
   record_output(x);
   return x;
+}
+
+void UnetBlock::fold_batch_norm() {
+  bn_ = batch_norm_to_affine(*this, "bn");
 }
 
 // ---- ResBlock ----
@@ -94,10 +116,12 @@ ResBlock::ResBlock(Generator& gen, int64_t channels) : nn::Module("ResBlock") {
 }
 
 Variable ResBlock::forward(const Variable& x) {
-  // One statement per layer: the temporaries of a single expression would all stay alive until its end, which at
-  // restore time (no graph keeps them) holds four full-resolution 99-channel maps instead of two.
-  Variable h = relu((*conv1_)(x));
-  h = relu((*conv2_)(h));
+  // One layer per statement: the temporaries of a single expression would all stay alive until its end, which at
+  // restore time (no graph keeps them) holds four full-resolution 99-channel maps beside x instead of two.
+  Variable h = (*conv1_)(x);
+  h = relu(h);
+  h = (*conv2_)(h);
+  h = relu(h);
   return add(x, h);
 }
 
@@ -182,14 +206,24 @@ Variable DynamicUNet::trunk(const Variable& x) {
       "DynamicUNet: input must be (N, 3, H, W) RGB with H and W positive multiples of 32 (the encoder halves "
       "the size five times), got "
           << shape_str(x.shape()) << "; pad or crop the image to a multiple of 32");
-  const ResNetFeatures f = encoder_->forward_features(x);
+  // Each skip is moved into the block that reads it last, so it is freed there as soon as it is read.
+  ResNetFeatures f = encoder_->forward_features(x);
   Variable y = (*bridge_)(f.out);
-  y = (*blocks_[0])(y, f.s1);
-  y = (*blocks_[1])(y, f.s2);
-  y = (*blocks_[2])(y, f.s3);
-  y = (*blocks_[3])(y, f.s4);
-  y = concat({(*last_shuf_)(y), x}, 1);
+  f.out = Variable();
+  y = (*blocks_[0])(std::move(y), std::move(f.s1));
+  y = (*blocks_[1])(std::move(y), std::move(f.s2));
+  y = (*blocks_[2])(std::move(y), std::move(f.s3));
+  y = (*blocks_[3])(std::move(y), std::move(f.s4));
+  y = (*last_shuf_)(y);
+  y = concat({y, x}, 1);
   return (*res_)(y);
+}
+
+void DynamicUNet::fold_batch_norm() {
+  FG_CHECK(!is_training(), "DynamicUNet: folding the BatchNorms needs eval mode; call eval()");
+  encoder_->fold_batch_norm();
+  batch_norm_to_affine(*bridge_, "0");
+  for (auto& block : blocks_) block->fold_batch_norm();
 }
 
 void DynamicUNet::freeze_encoder() {

@@ -44,6 +44,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "models/resnet.h"
@@ -82,17 +83,20 @@ class UnetBlock : public nn::Module {
   UnetBlock(Generator& gen, int64_t up_channels, int64_t skip_channels, bool halve, bool blur, bool self_attention,
             bool spectral_norm);
   using nn::Module::forward;  // the single-input form throws: this block needs its skip
-  // up_in: (N, up_c, h, w), skip: (N, skip_c, H, W) -> (N, out_channels(), H, W). Records its output.
-  Variable forward(const Variable& up_in, const Variable& skip);
-  Variable operator()(const Variable& up_in, const Variable& skip) { return forward(up_in, skip); }
+  // up_in: (N, up_c, h, w), skip: (N, skip_c, H, W) -> (N, out_channels(), H, W). Records its output. Taken by
+  // value: a caller that moves them in lets each be freed here as soon as it is read.
+  Variable forward(Variable up_in, Variable skip);
+  Variable operator()(Variable up_in, Variable skip) { return forward(std::move(up_in), std::move(skip)); }
   int64_t out_channels() const { return out_channels_; }
   PixelShuffleICNR& shuf() { return *shuf_; }
   nn::SelfAttention* attn() { return attn_.get(); }  // nullptr without self-attention
+  // Inference (models/inference.h): bn (which reads the encoder's ReLU output) becomes a ChannelAffine.
+  void fold_batch_norm();
 
  private:
   int64_t up_channels_, skip_channels_, out_channels_;
   std::shared_ptr<PixelShuffleICNR> shuf_;
-  std::shared_ptr<nn::BatchNorm2d> bn_;
+  std::shared_ptr<nn::Module> bn_;  // BatchNorm2d, or ChannelAffine once folded
   std::shared_ptr<nn::Conv2d> conv1_, conv2_;
   std::shared_ptr<nn::SelfAttention> attn_;
 };
@@ -144,6 +148,9 @@ class DynamicUNet : public nn::Module {  // type_name "DynamicUnet"
   void freeze_encoder();
   void unfreeze();  // every parameter trainable
   const DynamicUNetConfig& config() const { return config_; }
+  // Inference (models/inference.h): the encoder's BatchNorms folded into its convolutions; the bridge's and the
+  // blocks' (after a ReLU) turned into ChannelAffines. Needs eval mode; the network is then for inference only.
+  void fold_batch_norm();
 
  private:
   Variable trunk(const Variable& x);  // everything up to the heads: (N, 96w + 3, H, W)

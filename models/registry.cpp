@@ -32,9 +32,11 @@ std::vector<ModelSpec> list_models() {
       {"cross_channel_no_mask", "cross-channel network without the mask net (ablation)", {1, 3, 256, 256}, false},
       {"cross_channel_plain", "one plain U-Net of ten blocks (ablation)", {1, 3, 256, 256}, false},
       {"resnet34", "torchvision ResNet34 classifier (1000 classes)", {1, 3, 224, 224}, true},
+#ifndef FG_MINIMAL  // the training-only networks: an inference-only build leaves them out
       {"vgg16", "torchvision VGG16 features (the perceptual-loss network)", {1, 3, 224, 224}, true},
       {"vgg16_bn", "torchvision VGG16-BN features (the perceptual-loss network)", {1, 3, 224, 224}, true},
       {"critic", "NoGAN critic: ResNet34 body and a self-attention head, per-patch logits", {1, 3, 256, 256}, true},
+#endif
       {"tiny_unet", "the small U-Net 'filmgrad demo' trains (RGB -> RGB)", {1, 3, 64, 64}, false},
   };
   // clang-format on
@@ -75,9 +77,11 @@ std::shared_ptr<nn::Module> create_model(const std::string& name, Generator& gen
   if (name == "cross_channel_plain")
     return std::make_shared<CrossChannelNet>(gen, CrossChannelVariant::PLAIN_UNET, width);
   if (name == "resnet34") return std::make_shared<ResNet34>(gen, width);
+#ifndef FG_MINIMAL
   if (name == "vgg16") return std::make_shared<VGG16>(gen, /*batch_norm=*/false, width);
   if (name == "vgg16_bn") return std::make_shared<VGG16>(gen, /*batch_norm=*/true, width);
   if (name == "critic") return std::make_shared<NoGanCritic>(gen, width);
+#endif
   FG_ASSERT(name == "tiny_unet", "a listed model without a constructor: " << name);
   const int64_t channels = std::max<int64_t>(1, std::llround(kTinyUNetChannels * width));
   return std::make_shared<TinyUNet>(gen, 3, 3, channels);
@@ -106,7 +110,9 @@ void load_model_weights(nn::Module& model, const std::string& path) {
   if (!checkpoint) {
     // torchvision's own state dicts (with or without num_batches_tracked, with the classifier) load as they are.
     if (auto* resnet = dynamic_cast<ResNet34*>(&model)) return resnet->load_torchvision(st.tensors);
+#ifndef FG_MINIMAL
     if (auto* vgg = dynamic_cast<VGG16*>(&model)) return vgg->load_torchvision(st.tensors);
+#endif
   }
   nn::load_weights(path, model, /*strict=*/true);
 }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "autograd/ops.h"
+#include "models/inference.h"
 #include "nn/init.h"
 #include "tensor/error.h"
 
@@ -103,10 +104,25 @@ BasicBlock::BasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels
 }
 
 Variable BasicBlock::forward(const Variable& x) {
-  Variable out = (*relu_)((*bn1_)((*conv1_)(x)));
-  out = (*bn2_)((*conv2_)(out));
-  const Variable identity = downsample_ ? (*downsample_)(x) : x;
-  return (*relu_)(add(out, identity));
+  // One layer per statement: at inference (no graph) each map is freed as soon as the next exists, where one
+  // expression would keep all its temporaries until its end.
+  Variable out = (*conv1_)(x);
+  out = (*bn1_)(out);
+  out = (*relu_)(out);
+  out = (*conv2_)(out);
+  out = (*bn2_)(out);
+  if (downsample_) {
+    out = add(out, (*downsample_)(x));
+  } else {
+    out = add(out, x);
+  }
+  return (*relu_)(out);
+}
+
+void BasicBlock::fold_batch_norm() {
+  bn1_ = fold_batch_norm_into(*this, "bn1", *conv1_);
+  bn2_ = fold_batch_norm_into(*this, "bn2", *conv2_);
+  if (downsample_) fold_batch_norm_into(*downsample_, "1", *downsample_->at<nn::Conv2d>(0));
 }
 
 // ---- ResNet34 ----
@@ -142,7 +158,9 @@ ResNet34::ResNet34(Generator& gen, double width, int64_t num_classes)
 ResNetFeatures ResNet34::features(const Variable& x) {
   FG_CHECK(x.dim() == 4 && x.size(1) == 3, "ResNet34: expected an RGB batch (N, 3, H, W), got " << x.data().str());
   ResNetFeatures f;
-  f.s4 = (*relu_)((*bn1_)((*conv1_)(x)));
+  f.s4 = (*conv1_)(x);
+  f.s4 = (*bn1_)(f.s4);
+  f.s4 = (*relu_)(f.s4);
   f.s3 = (*layers_[0])((*maxpool_)(f.s4));
   f.s2 = (*layers_[1])(f.s3);
   f.s1 = (*layers_[2])(f.s2);
@@ -160,6 +178,12 @@ Variable ResNet34::forward(const Variable& x) {
   const Variable body = features(x).out;
   if (num_classes_ == 0) return body;
   return (*fc_)(flatten((*avgpool_)(body), 1));
+}
+
+void ResNet34::fold_batch_norm() {
+  bn1_ = fold_batch_norm_into(*this, "bn1", *conv1_);
+  for (const auto& layer : layers_)
+    for (size_t b = 0; b < layer->size(); ++b) layer->at<BasicBlock>(b)->fold_batch_norm();
 }
 
 int64_t ResNet34::stage_channels(int stage) const {

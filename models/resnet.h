@@ -50,10 +50,12 @@ class BasicBlock : public nn::Module {  // type_name "BasicBlock"
  public:
   BasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t stride);
   Variable forward(const Variable& x) override;  // (N, in, H, W) -> (N, out, ceil(H / stride), ceil(W / stride))
+  // Inference (models/inference.h): bn1, bn2 and downsample.1 folded into the convolutions before them.
+  void fold_batch_norm();
 
  private:
   std::shared_ptr<nn::Conv2d> conv1_, conv2_;
-  std::shared_ptr<nn::BatchNorm2d> bn1_, bn2_;
+  std::shared_ptr<nn::Module> bn1_, bn2_;  // BatchNorm2d, or Identity once folded
   std::shared_ptr<nn::ReLU> relu_;
   std::shared_ptr<nn::Sequential> downsample_;  // null when the block keeps its input's shape
 };
@@ -81,6 +83,8 @@ class ResNet34 : public nn::Module {  // type_name "ResNet"
   // load_torchvision_state does. With num_classes == 0 the fc.* entries are skipped; anything else missing,
   // unexpected or mis-shaped is an error.
   void load_torchvision(const std::map<std::string, Tensor>& state);
+  // Inference (models/inference.h): every BatchNorm folded into the convolution before it.
+  void fold_batch_norm();
 
  private:
   ResNetFeatures features(const Variable& x);
@@ -89,7 +93,7 @@ class ResNet34 : public nn::Module {  // type_name "ResNet"
   int64_t num_classes_;
   int64_t channels_[4];
   std::shared_ptr<nn::Conv2d> conv1_;
-  std::shared_ptr<nn::BatchNorm2d> bn1_;
+  std::shared_ptr<nn::Module> bn1_;  // BatchNorm2d, or Identity once folded
   std::shared_ptr<nn::ReLU> relu_;
   std::shared_ptr<nn::MaxPool2d> maxpool_;
   std::shared_ptr<nn::Sequential> layers_[4];

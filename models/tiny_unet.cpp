@@ -2,6 +2,7 @@
 #include "models/tiny_unet.h"
 
 #include "autograd/ops.h"
+#include "models/inference.h"
 
 namespace fg::models {
 
@@ -38,6 +39,14 @@ Variable TinyUNet::forward(const Variable& x) {
   const Variable u1 = pixel_shuffle(relu((*up1_)(d2)), 2);
   const Variable d1 = relu((*dec1_)(concat({u1, e1}, 1)));
   return (*head_)(d1);
+}
+
+void TinyUNet::fold_batch_norm() {
+  FG_CHECK(!is_training(), "TinyUNet: folding the BatchNorms needs eval mode; call eval()");
+  bn1_ = batch_norm_to_affine(*this, "bn1");
+  bn2_ = batch_norm_to_affine(*this, "bn2");
+  bn3_ = batch_norm_to_affine(*this, "bn3");
+  bn4_ = batch_norm_to_affine(*this, "bn4");
 }
 
 }  // namespace fg::models

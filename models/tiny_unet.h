@@ -22,10 +22,12 @@ class TinyUNet : public nn::Module {
  public:
   TinyUNet(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t width);
   Variable forward(const Variable& x) override;
+  // Inference (models/inference.h): each BatchNorm (all follow a ReLU) becomes a ChannelAffine. Needs eval mode.
+  void fold_batch_norm();
 
  private:
   std::shared_ptr<nn::Conv2d> conv1a_, conv1b_, conv2a_, conv2b_, mid_, up2_, dec2_, up1_, dec1_, head_;
-  std::shared_ptr<nn::BatchNorm2d> bn1_, bn2_, bn3_, bn4_;
+  std::shared_ptr<nn::Module> bn1_, bn2_, bn3_, bn4_;  // BatchNorm2d, or ChannelAffine once folded
 };
 
 }  // namespace fg::models

@@ -15,6 +15,12 @@ namespace {
 const char* const kFormatFamily = "filmgrad-checkpoint/";
 const char* const kModelPrefix = "model.";
 const char* const kOptimPrefix = "optim.";
+#ifdef FG_MINIMAL
+// nn/optim.cpp is left out of an inference-only build; weights load and save without it.
+const char* const kNoOptimizers =
+    "this filmgrad is an inference-only build (FG_MINIMAL): it has no optimizers, so checkpoints are read and "
+    "written without optimizer state; pass no optimizer, or use a full build to train";
+#endif
 const std::set<std::string> kReservedKeys = {"format", "model", "config", "step", "epoch", "optimizer"};
 
 bool starts_with(const std::string& s, const std::string& prefix) {
@@ -108,7 +114,11 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
     FG_ASSERT(st.tensors.emplace(kModelPrefix + name, t).second, "duplicate state dict name " << name);
   }
   if (optimizer) {
+#ifdef FG_MINIMAL
+    throw Error(kNoOptimizers);
+#else
     for (const auto& [key, t] : optimizer->state_dict()) st.tensors.emplace(kOptimPrefix + key, t);
+#endif
   }
   save_safetensors(path, st);
 }
@@ -128,6 +138,9 @@ CheckpointInfo load_checkpoint(const std::string& path, Module& model, Optimizer
   // back if the model then refuses the weights. The model's load checks everything before copying, so after a
   // refusal neither has changed.
   std::map<std::string, Tensor> previous_optim_state;
+#ifdef FG_MINIMAL
+  FG_CHECK(optimizer == nullptr, kNoOptimizers);
+#else
   if (optimizer) {
     FG_CHECK(info.optimizer != "none", path << ": the checkpoint holds no optimizer state (it was saved without "
                                                "an optimizer); load it without one to get the weights only");
@@ -142,10 +155,13 @@ CheckpointInfo load_checkpoint(const std::string& path, Module& model, Optimizer
       throw Error(path + ": " + e.what());
     }
   }
+#endif
   try {
     model.load_state_dict(model_state, true);
   } catch (const Error& e) {
+#ifndef FG_MINIMAL
     if (optimizer) optimizer->load_state_dict(previous_optim_state);
+#endif
     throw Error(path + ": " + e.what());
   }
   return info;

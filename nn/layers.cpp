@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "kernels/elementwise.h"
 #include "nn/init.h"
 #include "tensor/error.h"
 
@@ -58,6 +59,41 @@ void WeightLayer::use_spectral_norm(Generator& gen, int64_t power_iterations, do
   weight_ = Variable();
 }
 
+bool WeightLayer::fits_f16() const {
+  if (spectral_norm_) return true;
+  for (const Variable& v : {weight_, bias_}) {
+    if (!v.defined() || v.dtype() == DType::F16) continue;
+    const double largest = kernels::max_abs(v.data().to(Device::cpu()));
+    if (!std::isfinite(largest) || largest > 65504.0) return false;
+  }
+  return true;
+}
+
+int64_t WeightLayer::store_f16() {
+  if (spectral_norm_) return 0;
+  FG_CHECK(fits_f16(), type_name() << ": a weight is beyond f16's range (65504); keep this model's weights in f32");
+  int64_t saved = 0;
+  for (const Variable& v : {weight_, bias_}) {
+    if (!v.defined() || v.dtype() == DType::F16) continue;
+    VariableImpl* impl = v.impl();
+    saved += int64_t(impl->data.nbytes());
+    impl->data = impl->data.to(DType::F16);
+    impl->grad = Tensor();
+    saved -= int64_t(impl->data.nbytes());
+  }
+  return saved;
+}
+
+Variable WeightLayer::weight_as(DType dtype) {
+  Variable w = effective_weight();
+  return w.dtype() == dtype ? w : cast(w, dtype);
+}
+
+Variable WeightLayer::bias_as(DType dtype) const {
+  if (!bias_.defined() || bias_.dtype() == dtype) return bias_;
+  return cast(bias_, dtype);
+}
+
 // ---- Conv2d ----
 
 Conv2d::Conv2d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride,
@@ -78,7 +114,36 @@ Conv2d::Conv2d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_
   default_init(gen, weight_, bias_);
 }
 
-Variable Conv2d::forward(const Variable& x) { return conv2d(x, effective_weight(), bias_, params_); }
+Variable Conv2d::forward(const Variable& x) {
+  return conv2d(x, weight_as(x.dtype()), bias_as(x.dtype()), params_);
+}
+
+void Conv2d::fold_batch_norm(const BatchNorm2d& bn) {
+  FG_CHECK(!spectral_norm_, "Conv2d: cannot fold a BatchNorm into a spectrally normalised weight");
+  FG_CHECK(bn.num_features() == out_channels_, "Conv2d(" << in_channels_ << ", " << out_channels_
+                                                         << "): cannot fold a BatchNorm2d of " << bn.num_features()
+                                                         << " channels into its output");
+  const auto [scale, shift] = bn.eval_scale_shift();
+  const Tensor w_old = weight_.data();
+  Tensor w = w_old.to(Device::cpu()).to(DType::F64).contiguous().clone();
+  Tensor b = bias_.defined() ? bias_.data().to(Device::cpu()).to(DType::F64).contiguous().clone()
+                             : Tensor::zeros({out_channels_}, DType::F64);
+  const int64_t per_channel = w.numel() / out_channels_;
+  double* wp = w.data<double>();
+  double* bp = b.data<double>();
+  const double* s = scale.data<double>();
+  const double* t = shift.data<double>();
+  for (int64_t o = 0; o < out_channels_; ++o) {
+    for (int64_t i = 0; i < per_channel; ++i) wp[o * per_channel + i] *= s[o];
+    bp[o] = bp[o] * s[o] + t[o];  // (b - mean) s + beta, with shift = beta - mean s
+  }
+  weight_.set_data(w.to(w_old.dtype()).to(w_old.device()));
+  if (bias_.defined()) {
+    bias_.set_data(b.to(bias_.dtype()).to(bias_.data().device()));
+  } else {
+    bias_ = register_parameter("bias", b.to(w_old.dtype()).to(w_old.device()), weight_.requires_grad());
+  }
+}
 
 std::string Conv2d::extra_repr() const {
   std::ostringstream os;
@@ -113,7 +178,7 @@ Conv1d::Conv1d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_
 }
 
 Variable Conv1d::forward(const Variable& x) {
-  return conv1d(x, effective_weight(), bias_, stride_, padding_, dilation_);
+  return conv1d(x, weight_as(x.dtype()), bias_as(x.dtype()), stride_, padding_, dilation_);
 }
 
 std::string Conv1d::extra_repr() const {
@@ -137,7 +202,9 @@ Linear::Linear(Generator& gen, int64_t in_features, int64_t out_features, bool b
   default_init(gen, weight_, bias_);
 }
 
-Variable Linear::forward(const Variable& x) { return linear(x, effective_weight(), bias_); }
+Variable Linear::forward(const Variable& x) {
+  return linear(x, weight_as(x.dtype()), bias_as(x.dtype()));
+}
 
 std::string Linear::extra_repr() const {
   return "in_features=" + std::to_string(in_features_) + ", out_features=" + std::to_string(out_features_) +
@@ -182,9 +249,53 @@ Variable BatchNorm2d::forward(const Variable& x) {
   return batch_norm(x, weight_, bias_, running_mean_.data(), running_var_.data(), is_training(), momentum_, eps_);
 }
 
+std::pair<Tensor, Tensor> BatchNorm2d::eval_scale_shift() const {
+  const int64_t C = num_features_;
+  const Tensor mean = running_mean_.data().to(Device::cpu()).to(DType::F64).contiguous();
+  const Tensor var = running_var_.data().to(Device::cpu()).to(DType::F64).contiguous();
+  const Tensor gamma =
+      weight_.defined() ? weight_.data().to(Device::cpu()).to(DType::F64).contiguous() : Tensor::ones({C}, DType::F64);
+  const Tensor beta =
+      bias_.defined() ? bias_.data().to(Device::cpu()).to(DType::F64).contiguous() : Tensor::zeros({C}, DType::F64);
+  Tensor scale = Tensor::empty({C}, DType::F64), shift = Tensor::empty({C}, DType::F64);
+  for (int64_t c = 0; c < C; ++c) {
+    const double s = gamma.data<double>()[c] / std::sqrt(var.data<double>()[c] + eps_);
+    scale.data<double>()[c] = s;
+    shift.data<double>()[c] = beta.data<double>()[c] - mean.data<double>()[c] * s;
+  }
+  return {scale, shift};
+}
+
 std::string BatchNorm2d::extra_repr() const {
   return std::to_string(num_features_) + ", eps=" + py_float(eps_) + ", momentum=" + py_float(momentum_) +
          ", affine=" + py_bool(affine_) + ", track_running_stats=True";
+}
+
+// ---- ChannelAffine ----
+
+ChannelAffine::ChannelAffine(const BatchNorm2d& bn) : Module("ChannelAffine"), num_features_(bn.num_features()) {
+  const auto [scale, shift] = bn.eval_scale_shift();
+  const Tensor like = bn.running_mean();
+  scale_ = register_buffer("scale", scale.to(like.dtype()).to(like.device()));
+  shift_ = register_buffer("shift", shift.to(like.dtype()).to(like.device()));
+}
+
+Variable ChannelAffine::forward(const Variable& x) {
+  FG_CHECK(x.dim() == 4 && x.size(1) == num_features_, "ChannelAffine(" << num_features_ << "): expected input (N, "
+                                                                        << num_features_ << ", H, W), got "
+                                                                        << x.data().str());
+  // The eval-mode normalisation with mean 0 and variance 1 (eps 0: invstd is exactly 1) is x * scale + shift in
+  // one pass and one output, which two broadcast ops would not be.
+  const Tensor& s = scale_.data();
+  const Tensor zeros = Tensor::zeros({num_features_}, s.dtype(), s.device());
+  const Tensor ones = Tensor::ones({num_features_}, s.dtype(), s.device());
+  const DType dt = x.dtype();
+  return batch_norm(x, Variable(s.to(dt)), Variable(shift_.data().to(dt)), zeros.to(dt), ones.to(dt),
+                    /*training=*/false, 0.0, 0.0);
+}
+
+std::string ChannelAffine::extra_repr() const {
+  return std::to_string(num_features_);
 }
 
 // ---- activations ----
@@ -357,7 +468,7 @@ Variable SelfAttention::forward(const Variable& x) {
   FG_CHECK(x.dim() == 4 && x.size(1) == channels_, "SelfAttention(" << channels_ << "): expected input (B, "
                                                                     << channels_ << ", H, W), got "
                                                                     << x.data().str());
-  return self_attention(x, query_->effective_weight(), key_->effective_weight(), value_->effective_weight(),
+  return self_attention(x, query_->weight_as(x.dtype()), key_->weight_as(x.dtype()), value_->weight_as(x.dtype()),
                         gamma_);
 }
 

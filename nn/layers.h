@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/ops.h"
@@ -30,6 +31,16 @@ class WeightLayer : public Module {
   // "weight_v". u and v are drawn from gen.
   void use_spectral_norm(Generator& gen, int64_t power_iterations = 1, double eps = 1e-12);
   const SpectralNorm* spectral_norm() const { return spectral_norm_.get(); }
+  // Inference with weights stored in f16 (models/inference.h): converts "weight" and "bias" to f16 in place and
+  // returns the bytes saved. Layers under spectral norm keep f32 (their weight is divided by sigma every forward,
+  // and they are a small share of any network here); they return 0. Throws fg::Error, changing nothing, when a
+  // value is beyond f16's range (65504). The forward then casts them back to the input's dtype, one layer at a time.
+  int64_t store_f16();
+  // Whether store_f16() would succeed: every value of the weight and bias within f16's range (or spectral norm on).
+  bool fits_f16() const;
+  // What the forward uses, in `dtype` (the input's): effective_weight() and bias() as stored, or cast from f16.
+  Variable weight_as(DType dtype);
+  Variable bias_as(DType dtype) const;
 
  protected:
   Variable weight_;
@@ -49,6 +60,11 @@ class Conv2d : public WeightLayer {
   int64_t out_channels() const { return out_channels_; }
   int64_t kernel_size() const { return kernel_size_; }
   const Conv2dParams& params() const { return params_; }
+  // Folds an eval-mode BatchNorm2d that reads this convolution's output into its weight and bias (adding a bias
+  // when there is none): w' = w s, b' = (b - mean) s + beta per output channel, s = gamma / sqrt(var + eps),
+  // computed in f64 and stored in the weight's dtype. This conv then computes bn(conv(x)); the BatchNorm is the
+  // caller's to remove. Throws fg::Error for a channel-count mismatch or a spectrally normalised weight.
+  void fold_batch_norm(const class BatchNorm2d& bn);
 
  private:
   int64_t in_channels_, out_channels_, kernel_size_;
@@ -87,6 +103,10 @@ class BatchNorm2d : public Module {
   Variable forward(const Variable& x) override;  // x: (N, C, H, W)
   std::string extra_repr() const override;
   int64_t num_features() const { return num_features_; }
+  double eps() const { return eps_; }
+  // The eval-mode normalisation as y = x * scale + shift per channel: scale = gamma / sqrt(running_var + eps),
+  // shift = beta - running_mean * scale. Both (C), f64, on the CPU.
+  std::pair<Tensor, Tensor> eval_scale_shift() const;
   Variable weight() const { return weight_; }
   Variable bias() const { return bias_; }
   Tensor running_mean() const { return running_mean_.data(); }
@@ -105,6 +125,22 @@ class BatchNorm2d : public Module {
   std::function<void(std::vector<double>&)> stats_all_reduce_;
   Variable weight_, bias_;
   Variable running_mean_, running_var_, num_batches_tracked_;
+};
+
+// An eval-mode BatchNorm2d with its statistics and affine pre-combined: y = x * scale + shift per channel, buffers
+// "scale" and "shift" (C). What models/inference.h puts in the place of a BatchNorm that no convolution precedes
+// directly (one that reads a ReLU's output), where it cannot be folded into a weight. Never trained.
+class ChannelAffine : public Module {
+ public:
+  explicit ChannelAffine(const BatchNorm2d& bn);  // in bn's dtype and on its device
+  Variable forward(const Variable& x) override;   // x: (N, C, H, W)
+  std::string extra_repr() const override;
+  Tensor scale() const { return scale_.data(); }
+  Tensor shift() const { return shift_.data(); }
+
+ private:
+  int64_t num_features_;
+  Variable scale_, shift_;
 };
 
 class Identity : public Module {

@@ -104,6 +104,18 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> module) 
   children_.emplace_back(name, std::move(module));
 }
 
+std::shared_ptr<Module> Module::replace_module(const std::string& name, std::shared_ptr<Module> module) {
+  FG_CHECK(module != nullptr, type_name_ << ": the module replacing '" << name << "' is null");
+  FG_CHECK(module.get() != this, type_name_ << ": a module cannot be its own child ('" << name << "')");
+  for (auto& e : children_) {
+    if (e.first != name) continue;
+    std::shared_ptr<Module> old = std::move(e.second);
+    e.second = std::move(module);
+    return old;
+  }
+  throw Error(type_name_ + " has no child module '" + name + "' to replace");
+}
+
 Variable Module::take_parameter(const std::string& name) {
   auto it = std::find_if(parameters_.begin(), parameters_.end(), [&](const auto& e) { return e.first == name; });
   FG_ASSERT(it != parameters_.end(), type_name_ << " has no parameter '" << name << "'");

@@ -62,6 +62,10 @@ class Module {
   Variable buffer(const std::string& name) const;     // throws fg::Error when absent
   std::shared_ptr<Module> child(const std::string& name) const;  // throws fg::Error when absent
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }
+  // Puts `module` in the place of the child `name` (same name, same position, so the state-dict order holds) and
+  // returns the child it replaces; throws fg::Error when there is no such child. Inference rewrites
+  // (models/inference.h) use it; a member pointer to the old child is the caller's to update.
+  std::shared_ptr<Module> replace_module(const std::string& name, std::shared_ptr<Module> module);
 
   // --- recursive views, named with '.'-joined paths ---
   // Each parameter once (a parameter shared by two modules is listed under its first name), as PyTorch does.

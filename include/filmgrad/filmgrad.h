@@ -100,9 +100,18 @@ typedef struct fg_load_options {
   int gated;    /* with model: nonzero for the gated form (dynamic_unet, cross_channel) */
   /* NULL or "cpu", "cuda", "cuda:N": where the network runs (images stay in host memory). */
   const char* device;
+  /* 1: the inference mode for deployment: every BatchNorm folded into the convolution before it (or, where a ReLU
+   * comes between, pre-combined into one scale and shift) once after loading. Results equal the plain model's up to
+   * float rounding. 0 (default): the network as trained. Other values are FG_ERROR_ARGUMENT. */
+  int inference_mode;
+  /* 1: store the weights in 16-bit floats, computing in 32-bit (half the model's memory; results change slightly:
+   * docs/embedding.md gives the measured error). CPU only (FG_ERROR_UNSUPPORTED on "cuda"). 0 (default): 32-bit. */
+  int f16_weights;
 } fg_load_options;
 
-/* Fills *options with the defaults (no model name, width 1, not gated, CPU). */
+/* Fills *options with the defaults (no model name, width 1, not gated, CPU, no inference mode, f32 weights). Fields
+ * are only ever added at the end of this struct: call it before setting any, so a program built against these
+ * headers gets the defaults for fields it does not know. */
 FG_API fg_status fg_load_options_init(fg_load_options* options);
 
 /* Loads a model from `path`: a run folder, a checkpoint, or (with options->model) a safetensors state dict.

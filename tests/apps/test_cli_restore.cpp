@@ -291,6 +291,28 @@ TEST_F(RestoreCli, CorruptImageAmongGoodOnesIsNamedAndTheOthersAreWritten) {
   EXPECT_EQ(errors, 2u) << r.out;
 }
 
+TEST_F(RestoreCli, InferenceModeAndF16WeightsGiveTheSameImageWithinTheirBounds) {
+  write_test_image(path("inf_in/scan.tif"), 3, 40, 48, 16, 12);
+  const std::string in = path("inf_in/scan.tif"), model = " --model " + negative_model() + " --mode negative";
+  for (const auto& [suffix, flags] : {std::make_pair("_plain", ""), std::make_pair("_folded", " --inference-mode"),
+                                      std::make_pair("_half", " --inference-mode --f16-weights")}) {
+    const fg::test::CommandResult r =
+        restore(in + " -o " + path("inf_out") + model + " --suffix " + suffix + std::string(flags));
+    ASSERT_EQ(r.status, 0) << r.out;
+    if (std::string(flags).find("f16") != std::string::npos) {
+      EXPECT_NE(r.out.find("f16 weights"), std::string::npos) << r.out;
+    }
+  }
+  const fg::Tensor plain = fg::data::read_image(path("inf_out/scan_plain.tif")).pixels;
+  const fg::Tensor folded = fg::data::read_image(path("inf_out/scan_folded.tif")).pixels;
+  const fg::Tensor half = fg::data::read_image(path("inf_out/scan_half.tif")).pixels;
+  // The bounds of tests/embed/test_c_api.cpp, plus one 16-bit level.
+  EXPECT_LE(max_abs_diff(plain, folded), 1e-4 + 1.0 / 65535);
+  EXPECT_LE(max_abs_diff(plain, half), 2e-2);
+  expect_one_line_error(restore(in + " -o " + path("inf_err") + model + " --f16-weights --device cuda"), 2,
+                        "f16 weights are for the CPU");
+}
+
 TEST_F(RestoreCli, BadUsageAndBadFilesAreOneLineErrors) {
   write_test_image(path("err/a.png"), 3, 16, 16, 8, 11);
   const std::string in = path("err/a.png"), out = " -o " + path("err_out");

@@ -264,6 +264,17 @@ TEST_F(CApi, LoadErrorsSayWhatWasWrong) {
   EXPECT_FAILS(fg_model_load(path("dust_state_dict.safetensors").c_str(), &o, &m), FG_ERROR_ARGUMENT,
                "has no gated form");
   fg_load_options_init(&o);
+  o.inference_mode = 2;
+  EXPECT_FAILS(fg_model_load(path("dust_run").c_str(), &o, &m), FG_ERROR_ARGUMENT, "inference_mode is 2");
+  o.inference_mode = 1;
+  o.f16_weights = -1;
+  EXPECT_FAILS(fg_model_load(path("dust_run").c_str(), &o, &m), FG_ERROR_ARGUMENT, "f16_weights is -1");
+  o.f16_weights = 1;
+  o.device = "cuda";
+  EXPECT_FAILS(fg_model_load(path("dust_run").c_str(), &o, &m), FG_ERROR_UNSUPPORTED, "f16_weights is for the CPU");
+  fg_load_options_init(&o);
+  EXPECT_EQ(o.inference_mode, 0);
+  EXPECT_EQ(o.f16_weights, 0);
   o.device = "gpu";
   EXPECT_FAILS(fg_model_load(path("dust_run").c_str(), &o, &m), FG_ERROR_ARGUMENT, "gpu");
 #ifndef FG_WITH_CUDA
@@ -511,6 +522,47 @@ TEST_F(CApi, RestoresEverySampleTypeStrideAndAlphaLikeTheCppRestorer) {
   const std::vector<float> got = rgba.values();
   for (int64_t i = 3; i < W * H * 4; i += 4) ASSERT_EQ(got[size_t(i)], 1.0f);
   fg_model_free(m);
+}
+
+TEST_F(CApi, InferenceModeAndF16WeightsRestoreLikeThePlainModel) {
+  const int64_t W = 70, H = 45;
+  fg_restore_options r;
+  fg_restore_options_init(&r);
+  r.tile = 48, r.margin = 4, r.ramp = 8;
+  for (const char* model : {"dust_run", "negative.safetensors"}) {
+    SCOPED_TRACE(model);
+    fg_model* plain = load(path(model));
+    fg_load_options o;
+    fg_load_options_init(&o);
+    o.inference_mode = 1;
+    fg_model* folded = load(path(model), &o);
+    o.f16_weights = 1;
+    fg_model* half = load(path(model), &o);
+    ASSERT_TRUE(plain && folded && half);
+    Buffer in(W, H, 3, FG_F32), a(W, H, 3, FG_F32), b(W, H, 3, FG_F32), c(W, H, 3, FG_F32);
+    in.fill(wave_samples(W, H, 3, 9));
+    ASSERT_EQ(fg_restore(plain, &in.image, &a.image, nullptr, &r), FG_OK) << fg_last_error();
+    ASSERT_EQ(fg_restore(folded, &in.image, &b.image, nullptr, &r), FG_OK) << fg_last_error();
+    ASSERT_EQ(fg_restore(half, &in.image, &c.image, nullptr, &r), FG_OK) << fg_last_error();
+    const std::vector<float> va = a.values(), vb = b.values(), vc = c.values();
+    double folded_err = 0, half_err = 0;
+    for (size_t i = 0; i < va.size(); ++i) {
+      folded_err = std::max(folded_err, double(std::fabs(va[i] - vb[i])));
+      half_err = std::max(half_err, double(std::fabs(va[i] - vc[i])));
+    }
+    // Folding changes only the order of float roundings (tests/models/test_inference.cpp bounds it by the
+    // network's own f32 rounding); 1e-4 is far above that and far below any visible change.
+    EXPECT_LE(folded_err, 1e-4);
+    // f16 weights: 11 significant bits per weight; the bound of tests/models/test_inference.cpp (~40 u of the
+    // output's scale, here 1) is 2e-2.
+    EXPECT_LE(half_err, 2e-2);
+    EXPECT_GT(half_err, 0.0);
+    fg_model_info info;
+    ASSERT_EQ(fg_model_get_info(half, &info), FG_OK);
+    fg_model_free(plain);
+    fg_model_free(folded);
+    fg_model_free(half);
+  }
 }
 
 TEST_F(CApi, NegativeModeKeepsRedAndGreenExactly) {
