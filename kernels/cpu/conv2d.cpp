@@ -603,33 +603,57 @@ namespace {
 
 // Below these channel counts the transforms cost more than the products they save (the first layer, C = 3).
 constexpr int64_t kWinogradMinChannels = 16;
+// Below this many 2x2 tiles in the batch, transforming and packing the weights (16 x O x C values, every call)
+// costs more than the products it saves (deep layers of small images: 8x8 outputs are 16 tiles). Production only;
+// Conv2dAlgo::WINOGRAD takes any count.
+constexpr int64_t kWinogradMinTiles = 64;
 
 inline bool winograd_applies(const Conv2dDims& d) {
   return d.KH == 3 && d.KW == 3 && d.sh == 1 && d.sw == 1 && d.dh == 1 && d.dw == 1 && d.C >= kWinogradMinChannels &&
          d.O >= kWinogradMinChannels;
 }
+inline bool winograd_pays(const Conv2dDims& d) {
+  return winograd_applies(d) && d.N * ((d.OH + 1) / 2) * ((d.OW + 1) / 2) >= kWinogradMinTiles;
+}
 
-// w: (O, C, 3, 3) -> U: 16 matrices (O, C), U[(e * O + o) * C + c], e = 4 * row + column of G g G^T.
+// w: (O, C, 3, 3) -> U: 16 matrices (O, C), U[(e * O + o) * C + c], e = 4 * row + column of G g G^T. Per output
+// channel, the 9 taps of every input channel are first gathered into 9 rows, so the transform runs as unit-stride
+// loops over c.
 template <typename T>
 void winograd_weights(const Conv2dDims& d, const T* w, T* U) {
-#pragma omp parallel for schedule(static) if (d.O * d.C > 4096)
-  for (int64_t o = 0; o < d.O; ++o) {
-    for (int64_t c = 0; c < d.C; ++c) {
-      const T* g = w + (o * d.C + c) * 9;
-      T t[4][3];  // G g
+  const int64_t C = d.C, es = d.O * C;
+#pragma omp parallel if (d.O * d.C > 4096)
+  {
+    std::unique_ptr<T[]> buf(new T[size_t(21 * C)]);
+    T* g[9];
+    T* t[12];  // G g: 4 rows x 3 columns
+    for (int j = 0; j < 9; ++j) g[j] = buf.get() + j * C;
+    for (int j = 0; j < 12; ++j) t[j] = buf.get() + (9 + j) * C;
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < d.O; ++o) {
+      const T* src = w + o * C * 9;
+      for (int64_t c = 0; c < C; ++c)
+        for (int j = 0; j < 9; ++j) g[j][c] = src[c * 9 + j];
       for (int j = 0; j < 3; ++j) {
-        t[0][j] = g[j];
-        t[1][j] = T(0.5) * (g[j] + g[3 + j] + g[6 + j]);
-        t[2][j] = T(0.5) * (g[j] - g[3 + j] + g[6 + j]);
-        t[3][j] = g[6 + j];
+        const T *g0 = g[j], *g1 = g[3 + j], *g2 = g[6 + j];
+        T *t0 = t[j], *t1 = t[3 + j], *t2 = t[6 + j], *t3 = t[9 + j];
+        for (int64_t c = 0; c < C; ++c) {
+          t0[c] = g0[c];
+          t1[c] = T(0.5) * (g0[c] + g1[c] + g2[c]);
+          t2[c] = T(0.5) * (g0[c] - g1[c] + g2[c]);
+          t3[c] = g2[c];
+        }
       }
       for (int i = 0; i < 4; ++i) {  // (G g) G^T
-        T* u = U + (int64_t(4 * i) * d.O + o) * d.C + c;
-        const int64_t es = d.O * d.C;  // next e
-        u[0] = t[i][0];
-        u[es] = T(0.5) * (t[i][0] + t[i][1] + t[i][2]);
-        u[2 * es] = T(0.5) * (t[i][0] - t[i][1] + t[i][2]);
-        u[3 * es] = t[i][2];
+        const T *a = t[3 * i], *b = t[3 * i + 1], *e = t[3 * i + 2];
+        T* u0 = U + int64_t(4 * i) * es + o * C;
+        T *u1 = u0 + es, *u2 = u1 + es, *u3 = u2 + es;
+        for (int64_t c = 0; c < C; ++c) {
+          u0[c] = a[c];
+          u1[c] = T(0.5) * (a[c] + b[c] + e[c]);
+          u2[c] = T(0.5) * (a[c] - b[c] + e[c]);
+          u3[c] = e[c];
+        }
       }
     }
   }
@@ -1005,7 +1029,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const C
     scalar_t* py = out.data<scalar_t>();
     if (algo == Conv2dAlgo::PLAIN) {
       cpu::conv2d_forward_plain(d, px, pw, pb, py);
-    } else if (algo == Conv2dAlgo::WINOGRAD || (algo == Conv2dAlgo::GEMM && cpu::winograd_applies(d))) {
+    } else if (algo == Conv2dAlgo::WINOGRAD || (algo == Conv2dAlgo::GEMM && cpu::winograd_pays(d))) {
       FG_CHECK(cpu::winograd_applies(d), "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1, dilation 1 and "
                                              "at least " << cpu::kWinogradMinChannels << " input and output channels");
       cpu::conv2d_forward_winograd(d, px, pw, pb, py);
