@@ -8,9 +8,10 @@
 //           times the weight matrix in the CPU GEMM (kernels/cpu/gemm.h; the weights packed once per call),
 //           OpenMP-parallel over tiles, images or channel ranges. 1x1 stride-1 unpadded convolutions read x (and
 //           write dx) in place, without a column buffer.
-//   WINOGRAD: the forward of 3x3 stride-1 undilated layers as Winograd F(2x2, 3x3): 16 GEMMs over transformed
-//           tiles, 2.25x fewer multiply-adds; results differ from IM2COL's by rounding only.
-//   GEMM:   production: WINOGRAD where it applies, IM2COL for the rest.
+//   WINOGRAD: the forward and input gradient of 3x3 stride-1 undilated layers as Winograd F(2x2, 3x3): 16 GEMMs
+//           over transformed tiles, 2.25x fewer multiply-adds; results differ from IM2COL's by rounding only.
+//   GEMM:   production: WINOGRAD where it applies and the batch has at least 64 tiles of 2x2 outputs (below,
+//           transforming the weights every call costs more than it saves), IM2COL for the rest.
 // Threading: the GEMM is single-threaded and OpenMP does the splitting (see kernels/matmul.h).
 // Inputs may be any strided views (they are made contiguous); results are new contiguous tensors. f32 and f64 on
 // the CPU; CUDA tensors go to kernels/cuda/conv2d.h (or the cuDNN twin, kernels/backend.h), which ignore algo.
@@ -33,8 +34,9 @@ enum class Conv2dAlgo {
   PLAIN,     // direct loops, the reference
   GEMM,      // production: WINOGRAD's forward where it applies, IM2COL otherwise (and for every backward)
   IM2COL,    // im2col tiles + the CPU GEMM, every shape and direction
-  WINOGRAD,  // forward only: F(2x2, 3x3) over the CPU GEMM, for 3x3 stride-1 undilated kernels with at least 16
-             // input and output channels (fg::Error otherwise); backward directions take IM2COL
+  WINOGRAD,  // F(2x2, 3x3) over the CPU GEMM, for 3x3 stride-1 undilated kernels with at least 16 input and output
+             // channels (fg::Error otherwise): the forward, and the input gradient (as the forward of dy with the
+             // turned weights; padding at most 2); the weight gradient takes IM2COL
 };
 
 // (OH, OW) for an (H, W) input and a (KH, KW) kernel; throws fg::Error when a stride or dilation is below 1, a

@@ -831,6 +831,38 @@ void conv2d_forward_winograd(const Conv2dDims& d, const T* x, const T* w, const 
   }
 }
 
+// The input gradient of a 3x3 stride-1 undilated convolution with padding at most 2 is itself such a
+// convolution: dx = conv(dy, w'), w'[c, o] = w[o, c] turned by 180 degrees, padding 2 - p (the same H x W back).
+inline Conv2dDims backward_input_as_forward(const Conv2dDims& d) {
+  Conv2dDims t = d;
+  t.C = d.O;
+  t.H = d.OH;
+  t.W = d.OW;
+  t.O = d.C;
+  t.OH = d.H;
+  t.OW = d.W;
+  t.ph = 2 - d.ph;
+  t.pw = 2 - d.pw;
+  return t;
+}
+inline bool winograd_backward_input_applies(const Conv2dDims& d) {
+  return d.KH == 3 && d.KW == 3 && d.ph <= 2 && d.pw <= 2 && winograd_applies(backward_input_as_forward(d));
+}
+
+// dy: (N, O, OH, OW), w: (O, C, 3, 3) -> dx: (N, C, H, W), written, through conv2d_forward_winograd. Requires
+// winograd_backward_input_applies(d).
+template <typename T>
+void conv2d_backward_input_winograd(const Conv2dDims& d, const T* dy, const T* w, T* dx) {
+  auto turned = scratch<T>(d.O * d.C * 9);
+  T* wt = turned.get();
+#pragma omp parallel for schedule(static) if (d.O * d.C > 4096)
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t o = 0; o < d.O; ++o)
+      for (int k = 0; k < 9; ++k) wt[(c * d.O + o) * 9 + k] = w[(o * d.C + c) * 9 + (8 - k)];
+  conv2d_forward_winograd(backward_input_as_forward(d), dy, static_cast<const T*>(wt), static_cast<const T*>(nullptr),
+                          dx);
+}
+
 // dy: (N, O, OH, OW), w: (O, C, KH, KW) -> dx: (N, C, H, W), written.
 template <typename T>
 void conv2d_backward_input_gemm(const Conv2dDims& d, const T* dy, const T* w, T* dx) {
@@ -1056,10 +1088,21 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shap
   Tensor dx = Tensor::empty(x_shape, w.dtype());
   const Tensor dyc = grad_out.contiguous(), wc = w.contiguous();
   FG_DISPATCH_FLOATING(w.dtype(), "conv2d", [&] {
-    if (algo == Conv2dAlgo::PLAIN)
-      cpu::conv2d_backward_input_plain(d, dyc.data<scalar_t>(), wc.data<scalar_t>(), dx.data<scalar_t>());
-    else
-      cpu::conv2d_backward_input_gemm(d, dyc.data<scalar_t>(), wc.data<scalar_t>(), dx.data<scalar_t>());
+    const scalar_t *pdy = dyc.data<scalar_t>(), *pw = wc.data<scalar_t>();
+    scalar_t* pdx = dx.data<scalar_t>();
+    if (algo == Conv2dAlgo::PLAIN) {
+      cpu::conv2d_backward_input_plain(d, pdy, pw, pdx);
+    } else if (algo == Conv2dAlgo::WINOGRAD ||
+               (algo == Conv2dAlgo::GEMM && cpu::winograd_backward_input_applies(d) &&
+                cpu::winograd_pays(cpu::backward_input_as_forward(d)))) {
+      FG_CHECK(cpu::winograd_backward_input_applies(d),
+               "conv2d backward: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1, dilation 1, padding at most 2 "
+               "and at least "
+                   << cpu::kWinogradMinChannels << " input and output channels");
+      cpu::conv2d_backward_input_winograd(d, pdy, pw, pdx);
+    } else {
+      cpu::conv2d_backward_input_gemm(d, pdy, pw, pdx);
+    }
   });
   return dx;
 }

@@ -182,7 +182,8 @@ TEST_P(ConvCases, GemmMatchesPlainF32) {
   });
 }
 
-// Winograd and im2col against the plain loops in f64 (the reference), on the cases Winograd takes. In f32 each
+// Winograd and im2col against the plain loops in f64 (the reference), on the cases Winograd takes, forward and
+// input gradient. In f32 each
 // sums C*9 products, rounded: Winograd's transforms add up to 4 (input), 9 (weights, halved) and 9 (output) terms
 // before and after its 16 GEMMs, so its rounding error may be some times im2col's but stays of the same order; the
 // test allows 8 times im2col's largest error plus 1e-6.
@@ -211,6 +212,27 @@ TEST_P(ConvCases, WinogradMatchesPlainAndIm2col) {
     // same bits, as the explicit choice).
     const int64_t tiles = c.N * ((ref.size(2) + 1) / 2) * ((ref.size(3) + 1) / 2);
     EXPECT_ALL_CLOSE(kernels::conv2d_forward(x32, w32, b32, g), (tiles >= 64 ? wino : im2col).to(DType::F32), 0, 0);
+  });
+  // The input gradient: the forward of dy with the turned weights, the same bounds.
+  const Tensor gy = test::random_tensor(ref.shape(), 62, DType::F64);
+  const Tensor dref = kernels::conv2d_backward_input(gy, in.w, in.x.shape(), g, Conv2dAlgo::PLAIN);
+  at_thread_counts([&] {
+    EXPECT_LE(test::nmse(dref, kernels::conv2d_backward_input(gy, in.w, in.x.shape(), g, Conv2dAlgo::WINOGRAD)),
+              1e-24);
+    const Tensor gy32 = gy.to(DType::F32), w32 = in.w.to(DType::F32);
+    const Tensor wino =
+        kernels::conv2d_backward_input(gy32, w32, in.x.shape(), g, Conv2dAlgo::WINOGRAD).to(DType::F64);
+    const Tensor im2col = kernels::conv2d_backward_input(gy32, w32, in.x.shape(), g, Conv2dAlgo::IM2COL).to(DType::F64);
+    const std::vector<double> r = dref.to_vector(), wv = wino.to_vector(), iv = im2col.to_vector();
+    double err_wino = 0, err_im2col = 0;
+    for (size_t i = 0; i < r.size(); ++i) {
+      err_wino = std::max(err_wino, std::abs(wv[i] - r[i]));
+      err_im2col = std::max(err_im2col, std::abs(iv[i] - r[i]));
+    }
+    EXPECT_LE(err_wino, 8 * err_im2col + 1e-6) << "im2col's largest error " << err_im2col;
+    const int64_t tiles = c.N * ((c.H + 1) / 2) * ((c.W + 1) / 2);
+    EXPECT_ALL_CLOSE(kernels::conv2d_backward_input(gy32, w32, in.x.shape(), g),
+                     (tiles >= 64 ? wino : im2col).to(DType::F32), 0, 0);
   });
 }
 
