@@ -39,6 +39,9 @@ enum class Conv2dAlgo {
              // turned weights; padding at most 2); the weight gradient takes IM2COL
 };
 
+// What the CPU's production path (Conv2dAlgo::GEMM) runs, one line for `filmgrad version`.
+const char* conv2d_cpu_algorithms();
+
 // (OH, OW) for an (H, W) input and a (KH, KW) kernel; throws fg::Error when a stride or dilation is below 1, a
 // padding is negative, or the dilated kernel is larger than the padded input.
 std::pair<int64_t, int64_t> conv2d_output_size(int64_t H, int64_t W, int64_t KH, int64_t KW, const Conv2dGeometry& g);

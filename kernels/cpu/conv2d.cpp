@@ -1028,6 +1028,11 @@ void check_dtypes(const Tensor& a, const char* an, const Tensor& b, const char* 
 
 }  // namespace
 
+const char* conv2d_cpu_algorithms() {
+  return "winograd F(2x2,3x3) for 3x3 stride-1 layers (>= 16 channels, >= 64 output tiles; forward and input "
+         "gradient), im2col + gemm otherwise";
+}
+
 std::pair<int64_t, int64_t> conv2d_output_size(int64_t H, int64_t W, int64_t KH, int64_t KW, const Conv2dGeometry& g) {
   check_geometry(g);
   const int64_t eff_h = g.dilation_h * (KH - 1) + 1, eff_w = g.dilation_w * (KW - 1) + 1;
