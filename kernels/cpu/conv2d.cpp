@@ -806,8 +806,11 @@ void conv2d_forward_winograd(const Conv2dDims& d, const T* x, const T* w, const 
   const int64_t OC = d.O * d.C;
   auto U = scratch<T>(16 * OC);
   winograd_weights(d, w, U.get());
+  // The 16 packings spread over the threads in one parallel region (not 16): on a busy machine every fork and
+  // join can wait for a descheduled thread.
   std::vector<std::unique_ptr<GemmPackedA<T>>> packed(16);
-  for (int e = 0; e < 16; ++e) packed[size_t(e)] = pack_weights(false, d.O, d.C, U.get() + e * OC, d.C, threads);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int e = 0; e < 16; ++e) packed[size_t(e)] = pack_weights(false, d.O, d.C, U.get() + e * OC, d.C, 1);
   // Chunks: V and M (16 x C x cols and 16 x O x cols) about 2 MiB each for f32, at least 128 tiles (U_e is read
   // once per chunk), at most an equal share per thread; multiples of 16 (the micro-kernel's widest NR).
   const int64_t target = std::clamp<int64_t>((int64_t(1) << 19) / (16 * std::max(d.C, d.O)), 128, 2048);
