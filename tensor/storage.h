@@ -34,8 +34,9 @@ class Storage {
 
 constexpr size_t kCpuAlignment = 64;
 
-// The host block cache: freed blocks of 256 KiB and more are kept (up to FG_CPU_CACHE_MB, default 1024 MiB; 0
-// disables it) and handed out again for requests of the same rounded size.
+// The host block cache: freed blocks of 256 KiB and more are kept and handed out again for requests of the same
+// rounded size; by default blocks in use plus cached stay within max(1024 MiB, the peak in use), with
+// FG_CPU_CACHE_MB (0 disables it) the cached blocks alone stay within it (tensor/storage.cpp, host_cache.h).
 struct HostCacheStats {
   size_t cached_bytes = 0;
   size_t hits = 0, misses = 0;
