@@ -34,9 +34,8 @@ class Storage {
 
 constexpr size_t kCpuAlignment = 64;
 
-// The host block cache: freed blocks of 256 KiB and more are kept and handed out again for requests of the same
-// rounded size; by default blocks in use plus cached stay within max(1024 MiB, the peak in use), with
-// FG_CPU_CACHE_MB (0 disables it) the cached blocks alone stay within it (tensor/storage.cpp, host_cache.h).
+// The host block cache: freed blocks of 256 KiB and more are kept for requests of the same rounded size; in use plus
+// cached within max(1 GiB, the peak in use), or cached within FG_CPU_CACHE_MB if set (0: off; storage.cpp).
 struct HostCacheStats {
   size_t cached_bytes = 0;
   size_t hits = 0, misses = 0;
