@@ -10,7 +10,7 @@
 //           write dx) in place, without a column buffer.
 //   WINOGRAD: the forward and input gradient of 3x3 stride-1 undilated layers as Winograd F(2x2, 3x3): 16 GEMMs
 //           over transformed tiles, 2.25x fewer multiply-adds; results differ from IM2COL's by rounding only.
-//   GEMM:   production: WINOGRAD where it applies and the batch has at least 64 tiles of 2x2 outputs (below,
+//   GEMM:   production: WINOGRAD where it applies and an image has at least 64 tiles of 2x2 outputs (below,
 //           transforming the weights every call costs more than it saves), IM2COL for the rest.
 // Threading: the GEMM is single-threaded and OpenMP does the splitting (see kernels/matmul.h).
 // Inputs may be any strided views (they are made contiguous); results are new contiguous tensors. f32 and f64 on

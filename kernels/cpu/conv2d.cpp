@@ -1,6 +1,7 @@
 // 2-D convolution on the CPU (groups = 1): the direct-loop reference (conv2d_*_plain, the spec) and the
-// production path (conv2d_*_gemm: im2col column tiles times the weight matrix in the CPU GEMM, kernels/cpu/gemm.h), plus the Tensor-level
-// entry points of kernels/conv2d.h. Every output - y, dx, dw, db - is written (=), never accumulated into what
+// production paths (conv2d_*_gemm: im2col column tiles times the weight matrix in the CPU GEMM, kernels/cpu/gemm.h;
+// conv2d_forward_winograd / conv2d_backward_input_winograd: Winograd F(2x2, 3x3) for 3x3 stride-1 layers, below),
+// plus the Tensor-level entry points of kernels/conv2d.h. Every output - y, dx, dw, db - is written (=), never accumulated into what
 // the caller passed.
 //
 // The GEMM path views the convolution as matrices over the flattened output positions j = (n, oh, ow):
@@ -603,9 +604,11 @@ namespace {
 
 // Below these channel counts the transforms cost more than the products they save (the first layer, C = 3).
 constexpr int64_t kWinogradMinChannels = 16;
-// Below this many 2x2 tiles in the batch, transforming and packing the weights (16 x O x C values, every call)
-// costs more than the products it saves (deep layers of small images: 8x8 outputs are 16 tiles). Production only;
-// Conv2dAlgo::WINOGRAD takes any count.
+// Below this many 2x2 tiles per image, transforming and packing the weights (16 x O x C values, every call) costs
+// more than the products it saves (deep layers of small images: 8x8 outputs are 16 tiles). Counted per image, not
+// per batch, so that the choice, and with it the rounding, does not depend on how a batch is split (data-parallel
+// ranks must compute what one process computes on the whole batch). Production only; Conv2dAlgo::WINOGRAD takes
+// any count.
 constexpr int64_t kWinogradMinTiles = 64;
 
 inline bool winograd_applies(const Conv2dDims& d) {
@@ -613,7 +616,7 @@ inline bool winograd_applies(const Conv2dDims& d) {
          d.O >= kWinogradMinChannels;
 }
 inline bool winograd_pays(const Conv2dDims& d) {
-  return winograd_applies(d) && d.N * ((d.OH + 1) / 2) * ((d.OW + 1) / 2) >= kWinogradMinTiles;
+  return winograd_applies(d) && ((d.OH + 1) / 2) * ((d.OW + 1) / 2) >= kWinogradMinTiles;
 }
 
 // w: (O, C, 3, 3) -> U: 16 matrices (O, C), U[(e * O + o) * C + c], e = 4 * row + column of G g G^T. Per output
@@ -1032,7 +1035,7 @@ void check_dtypes(const Tensor& a, const char* an, const Tensor& b, const char* 
 }  // namespace
 
 const char* conv2d_cpu_algorithms() {
-  return "winograd F(2x2,3x3) for 3x3 stride-1 layers (>= 16 channels, >= 64 output tiles; forward and input "
+  return "winograd F(2x2,3x3) for 3x3 stride-1 layers (>= 16 channels, >= 16x16 outputs; forward and input "
          "gradient), im2col + gemm otherwise";
 }
 

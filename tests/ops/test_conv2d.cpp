@@ -208,9 +208,9 @@ TEST_P(ConvCases, WinogradMatchesPlainAndIm2col) {
       err_im2col = std::max(err_im2col, std::abs(iv[i] - r[i]));
     }
     EXPECT_LE(err_wino, 8 * err_im2col + 1e-6) << "im2col's largest error " << err_im2col;
-    // Production takes Winograd from 64 tiles of 2x2 outputs in the batch, im2col below (the same code, so the
-    // same bits, as the explicit choice).
-    const int64_t tiles = c.N * ((ref.size(2) + 1) / 2) * ((ref.size(3) + 1) / 2);
+    // Production takes Winograd from 64 tiles of 2x2 outputs per image, im2col below (the same code, so the same
+    // bits, as the explicit choice).
+    const int64_t tiles = ((ref.size(2) + 1) / 2) * ((ref.size(3) + 1) / 2);
     EXPECT_ALL_CLOSE(kernels::conv2d_forward(x32, w32, b32, g), (tiles >= 64 ? wino : im2col).to(DType::F32), 0, 0);
   });
   // The input gradient: the forward of dy with the turned weights, the same bounds.
@@ -230,9 +230,28 @@ TEST_P(ConvCases, WinogradMatchesPlainAndIm2col) {
       err_im2col = std::max(err_im2col, std::abs(iv[i] - r[i]));
     }
     EXPECT_LE(err_wino, 8 * err_im2col + 1e-6) << "im2col's largest error " << err_im2col;
-    const int64_t tiles = c.N * ((c.H + 1) / 2) * ((c.W + 1) / 2);
+    const int64_t tiles = ((c.H + 1) / 2) * ((c.W + 1) / 2);
     EXPECT_ALL_CLOSE(kernels::conv2d_backward_input(gy32, w32, in.x.shape(), g),
                      (tiles >= 64 ? wino : im2col).to(DType::F32), 0, 0);
+  });
+}
+
+// An image's Winograd result does not depend on the batch around it or the thread count (data-parallel ranks,
+// which see half a batch, must compute what one process computes): the same bits.
+TEST(Conv2dWinograd, AnImageDoesNotDependOnTheBatchOrThreads) {
+  const Conv2dGeometry g{1, 1, 1, 1, 1, 1};
+  const Tensor x = test::random_tensor({4, 16, 32, 32}, 71, DType::F32), w = test::random_tensor({24, 16, 3, 3}, 72, DType::F32);
+  const Tensor gy = test::random_tensor({4, 24, 32, 32}, 73, DType::F32);
+  const Tensor whole = kernels::conv2d_forward(x, w, Tensor(), g, Conv2dAlgo::WINOGRAD);
+  const Tensor dwhole = kernels::conv2d_backward_input(gy, w, x.shape(), g, Conv2dAlgo::WINOGRAD);
+  at_thread_counts([&] {
+    for (int64_t n0 : {0, 2}) {
+      const Tensor half = kernels::conv2d_forward(x.slice(0, n0, n0 + 2), w, Tensor(), g, Conv2dAlgo::WINOGRAD);
+      EXPECT_ALL_CLOSE(whole.slice(0, n0, n0 + 2), half, 0, 0);
+      const Tensor dhalf = kernels::conv2d_backward_input(gy.slice(0, n0, n0 + 2), w, {2, 16, 32, 32}, g,
+                                                          Conv2dAlgo::WINOGRAD);
+      EXPECT_ALL_CLOSE(dwhole.slice(0, n0, n0 + 2), dhalf, 0, 0);
+    }
   });
 }
 
