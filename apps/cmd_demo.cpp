@@ -7,6 +7,7 @@
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/demo.h"
+#include "kernels/conv2d.h"
 #include "kernels/cpu/gemm.h"
 
 namespace fg::apps {
@@ -71,6 +72,7 @@ int cmd_version(int argc, char** argv) {
   std::printf("openmp threads: %d\n", omp_get_max_threads());
   std::printf("cpu gemm: %s\n", cpu::gemm_kernel_name().c_str());
   std::printf("cpu kernels available: %s\n", available_gemm_isas().c_str());
+  std::printf("cpu conv2d: %s\n", kernels::conv2d_cpu_algorithms());
   return 0;
 }
 

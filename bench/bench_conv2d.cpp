@@ -95,10 +95,13 @@ int main(int argc, char** argv) {
   for (const auto& d : directions) {
     for (const Layer& l : fg::bench::conv_layers()) {
       const double flops = fg::bench::conv_flops(l);
-      for (Conv2dAlgo algo : {Conv2dAlgo::GEMM, Conv2dAlgo::PLAIN}) {
+      // im2col beside production where production may take Winograd (3x3 stride 1), so the two can be compared.
+      const bool winograd_shape = l.K == 3 && l.stride == 1 && l.dilation == 1 && d.dir != Direction::BACKWARD_WEIGHT;
+      for (Conv2dAlgo algo : {Conv2dAlgo::GEMM, Conv2dAlgo::IM2COL, Conv2dAlgo::PLAIN}) {
         if (algo == Conv2dAlgo::PLAIN && flops > kPlainMaxFlops) continue;
-        const std::string name = std::string(d.name) + (algo == Conv2dAlgo::GEMM ? "/gemm/" : "/plain/") + l.name +
-                                 "/" + fg::bench::conv_shape_name(l);
+        if (algo == Conv2dAlgo::IM2COL && !winograd_shape) continue;
+        const char* algo_name = algo == Conv2dAlgo::GEMM ? "/gemm/" : algo == Conv2dAlgo::IM2COL ? "/im2col/" : "/plain/";
+        const std::string name = std::string(d.name) + algo_name + l.name + "/" + fg::bench::conv_shape_name(l);
         benchmark::RegisterBenchmark(name.c_str(), run, l, d.dir, algo, peak)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);

@@ -1,12 +1,17 @@
 // 2-D convolution (groups = 1, zero padding, any stride and dilation), PyTorch's conv2d semantics:
 //   y[n, o, oh, ow] = b[o] + sum_{c, kh, kw} x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] * w[o, c, kh, kw]
 // with OH = (H + 2 ph - dh (KH - 1) - 1) / sh + 1 (floor), and the same for OW.
-// Every direction exists in two versions, selected by Conv2dAlgo so that tests compare them and benchmarks time
-// both:
-//   PLAIN: direct loops over the 7 indices (kernels/cpu/conv2d.cpp, conv2d_*_plain): the readable spec;
-//   GEMM:  column tiles (im2col of a bounded range of output positions, so memory stays bounded on big images)
-//          times the weight matrix in the CPU GEMM (kernels/cpu/gemm.h), OpenMP-parallel over tiles, images or channel ranges (production).
-//          1x1 stride-1 unpadded convolutions read x (and write dx) in place, without a column buffer.
+// Every direction exists in several versions, selected by Conv2dAlgo so that tests compare them and benchmarks
+// time them:
+//   PLAIN:  direct loops over the 7 indices (kernels/cpu/conv2d.cpp, conv2d_*_plain): the readable spec;
+//   IM2COL: column tiles (im2col of a bounded range of output positions, so memory stays bounded on big images)
+//           times the weight matrix in the CPU GEMM (kernels/cpu/gemm.h; the weights packed once per call),
+//           OpenMP-parallel over tiles, images or channel ranges. 1x1 stride-1 unpadded convolutions read x (and
+//           write dx) in place, without a column buffer.
+//   WINOGRAD: the forward and input gradient of 3x3 stride-1 undilated layers as Winograd F(2x2, 3x3): 16 GEMMs
+//           over transformed tiles, 2.25x fewer multiply-adds; results differ from IM2COL's by rounding only.
+//   GEMM:   production: WINOGRAD where it applies and an image has at least 64 tiles of 2x2 outputs (below,
+//           transforming the weights every call costs more than it saves), IM2COL for the rest.
 // Threading: the GEMM is single-threaded and OpenMP does the splitting (see kernels/matmul.h).
 // Inputs may be any strided views (they are made contiguous); results are new contiguous tensors. f32 and f64 on
 // the CPU; CUDA tensors go to kernels/cuda/conv2d.h (or the cuDNN twin, kernels/backend.h), which ignore algo.
@@ -26,9 +31,16 @@ struct Conv2dGeometry {
 };
 
 enum class Conv2dAlgo {
-  PLAIN,  // direct loops, the reference
-  GEMM,   // im2col tiles + the CPU GEMM (production)
+  PLAIN,     // direct loops, the reference
+  GEMM,      // production: WINOGRAD's forward where it applies, IM2COL otherwise (and for every backward)
+  IM2COL,    // im2col tiles + the CPU GEMM, every shape and direction
+  WINOGRAD,  // F(2x2, 3x3) over the CPU GEMM, for 3x3 stride-1 undilated kernels with at least 16 input and output
+             // channels (fg::Error otherwise): the forward, and the input gradient (as the forward of dy with the
+             // turned weights; padding at most 2); the weight gradient takes IM2COL
 };
+
+// What the CPU's production path (Conv2dAlgo::GEMM) runs, one line for `filmgrad version`.
+const char* conv2d_cpu_algorithms();
 
 // (OH, OW) for an (H, W) input and a (KH, KW) kernel; throws fg::Error when a stride or dilation is below 1, a
 // padding is negative, or the dilated kernel is larger than the padded input.

@@ -34,18 +34,27 @@ size_t round_host_bytes(size_t bytes) {
 
 // Freed large host blocks, kept for reuse by exact rounded size. A training step allocates the same activation
 // sizes every time; reusing them avoids the kernel zeroing fresh pages (10 % of a CPU step, measured with perf).
-// The cache is bounded (FG_CPU_CACHE_MB, default 1024; 0 turns it off) so that memory stays bounded.
+// Bounded so that memory stays bounded:
+//  - by default, the blocks in use plus the cached ones stay within max(1024 MiB, the most ever in use at once):
+//    a step that frees more than 1 GiB (the cross-channel network at 128 px: 11 % of its step zeroing fresh pages
+//    with a fixed 1 GiB) gets all of it back next step, yet the footprint never exceeds the peak the process
+//    would reach without a cache (a miss that would exceed it frees cached blocks first, largest first);
+//  - with FG_CPU_CACHE_MB or set_host_cache_limit(), the cached blocks alone stay within that limit (0: off).
 class HostBlockCache {
  public:
   static HostBlockCache& instance() {
     static HostBlockCache cache;
     return cache;
   }
+  // A block of `rounded` bytes is about to be in use: a cached one, or null (the caller allocates it).
   void* take(size_t rounded) {
     std::lock_guard<std::mutex> lock(mutex_);
+    in_use_ += rounded;
+    peak_in_use_ = std::max(peak_in_use_, in_use_);
     auto it = blocks_.find(rounded);
     if (it == blocks_.end()) {
       ++stats_.misses;
+      trim_locked();
       return nullptr;
     }
     void* p = it->second;
@@ -54,11 +63,17 @@ class HostBlockCache {
     ++stats_.hits;
     return p;
   }
+  // The caller could not allocate the block take() said to allocate.
+  void untake(size_t rounded) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_use_ -= rounded;
+  }
   // Keeps the block if it fits under the limit; otherwise frees it.
   void give(void* p, size_t rounded) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (stats_.cached_bytes + rounded <= limit_) {
+      in_use_ -= rounded;
+      if (stats_.cached_bytes + rounded <= capacity_locked()) {
         blocks_.emplace(rounded, p);
         stats_.cached_bytes += rounded;
         return;
@@ -72,39 +87,60 @@ class HostBlockCache {
     blocks_.clear();
     stats_.cached_bytes = 0;
   }
-  void set_limit(size_t bytes) {
+  void set_limit(size_t bytes, bool fixed) {
     std::lock_guard<std::mutex> lock(mutex_);
     limit_ = bytes;
-    // The largest blocks first: fewest frees to get under the new limit.
-    while (stats_.cached_bytes > limit_) {
+    fixed_ = fixed;
+    trim_locked();
+  }
+  HostCacheStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+  HostCacheUse use() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {in_use_, peak_in_use_};
+  }
+
+ private:
+  HostBlockCache() {
+    const char* env = std::getenv("FG_CPU_CACHE_MB");
+    fixed_ = env != nullptr;
+    limit_ = env ? size_t(std::strtoull(env, nullptr, 10)) << 20 : kDefaultLimit;
+  }
+  ~HostBlockCache() { release_all(); }
+  // The bytes the cache may hold now.
+  size_t capacity_locked() const {
+    if (fixed_) return limit_;
+    const size_t bound = std::max(limit_, peak_in_use_);
+    return bound > in_use_ ? bound - in_use_ : 0;
+  }
+  // The largest blocks first: fewest frees to get under the capacity.
+  void trim_locked() {
+    const size_t capacity = capacity_locked();
+    while (stats_.cached_bytes > capacity) {
       auto last = std::prev(blocks_.end());
       std::free(last->second);
       stats_.cached_bytes -= last->first;
       blocks_.erase(last);
     }
   }
-  HostCacheStats stats() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
-  }
-
- private:
-  HostBlockCache() {
-    const char* env = std::getenv("FG_CPU_CACHE_MB");
-    limit_ = env ? size_t(std::strtoull(env, nullptr, 10)) << 20 : size_t(1024) << 20;
-  }
-  ~HostBlockCache() { release_all(); }
+  static constexpr size_t kDefaultLimit = size_t(1024) << 20;
   std::mutex mutex_;
   std::multimap<size_t, void*> blocks_;
   size_t limit_;
+  bool fixed_;
   HostCacheStats stats_;
+  size_t in_use_ = 0, peak_in_use_ = 0;  // blocks handed out by take() and not given back
 };
 
 }  // namespace
 
 HostCacheStats host_cache_stats() { return HostBlockCache::instance().stats(); }
 void release_host_cache() { HostBlockCache::instance().release_all(); }
-void set_host_cache_limit(size_t bytes) { HostBlockCache::instance().set_limit(bytes); }
+void set_host_cache_limit(size_t bytes) { HostBlockCache::instance().set_limit(bytes, true); }
+HostCacheUse host_cache_use() { return HostBlockCache::instance().use(); }
+void reset_host_cache_limit() { HostBlockCache::instance().set_limit(size_t(1024) << 20, false); }
 
 DeviceAllocatorHooks& cuda_allocator_hooks() {
   static DeviceAllocatorHooks hooks;
@@ -130,6 +166,7 @@ Storage::Storage(size_t bytes, Device device, bool pinned) : bytes_(bytes), devi
       // about 4x more in 4 KiB page faults (measured on the conv benchmarks).
       const bool huge = rounded >= kHugePageBytes;
       ptr_ = std::aligned_alloc(huge ? kHugePageBytes : kCpuAlignment, rounded);
+      if (!ptr_ && rounded >= kCachedMinBytes) HostBlockCache::instance().untake(rounded);
       FG_CHECK(ptr_ != nullptr, "out of host memory: could not allocate " << bytes
                                     << " bytes; use a smaller batch or image size");
       if (huge) ::madvise(ptr_, rounded, MADV_HUGEPAGE);  // advice only: failure changes nothing

@@ -34,8 +34,8 @@ class Storage {
 
 constexpr size_t kCpuAlignment = 64;
 
-// The host block cache: freed blocks of 256 KiB and more are kept (up to FG_CPU_CACHE_MB, default 1024 MiB; 0
-// disables it) and handed out again for requests of the same rounded size.
+// The host block cache: freed blocks of 256 KiB and more are kept for requests of the same rounded size; in use plus
+// cached within max(1 GiB, the peak in use), or cached within FG_CPU_CACHE_MB if set (0: off; storage.cpp).
 struct HostCacheStats {
   size_t cached_bytes = 0;
   size_t hits = 0, misses = 0;

@@ -3,7 +3,9 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
+#include "tensor/host_cache.h"
 #include "tensor/overlap.h"
 #include "tensor/tensor.h"
 #include "tests/support/test_util.h"
@@ -258,6 +260,42 @@ TEST(Tensor, Errors) {
 
 namespace fg {
 namespace {
+
+// The default limit follows the peak: blocks in use plus cached stay within max(1 GiB, the most in use at once).
+// The 512 MiB blocks are never touched, so they cost address space, not memory.
+TEST(HostCache, DefaultLimitFollowsThePeakInUse) {
+  reset_host_cache_limit();
+  release_host_cache();
+  const size_t block = size_t(512) << 20;
+  {
+    std::vector<Tensor> step;
+    for (int i = 0; i < 3; ++i) step.push_back(Tensor::empty({int64_t(block / 4)}));
+    EXPECT_GE(host_cache_use().peak_in_use_bytes, 3 * block);
+  }
+  // All 1.5 GiB kept (a fixed 1 GiB limit would have freed one), and the next "step" gets them all back.
+  EXPECT_EQ(host_cache_stats().cached_bytes, 3 * block);
+  const size_t misses = host_cache_stats().misses;
+  {
+    std::vector<Tensor> step;
+    for (int i = 0; i < 3; ++i) step.push_back(Tensor::empty({int64_t(block / 4)}));
+    EXPECT_EQ(host_cache_stats().misses, misses);
+    EXPECT_EQ(host_cache_stats().cached_bytes, 0u);
+  }
+  // A miss frees cached blocks so that in use plus cached stays within the peak: 1 GiB of other sizes in use
+  // leaves room for one cached 512 MiB block out of three.
+  {
+    const size_t peak = host_cache_use().peak_in_use_bytes;
+    Tensor other = Tensor::empty({int64_t((size_t(1) << 30) / 4)});
+    const size_t cached = host_cache_stats().cached_bytes;
+    EXPECT_LE(host_cache_use().in_use_bytes + cached, peak);
+    EXPECT_EQ(cached, block);
+  }
+  // An explicit limit bounds the cached blocks alone, as before.
+  set_host_cache_limit(size_t(8) << 20);
+  EXPECT_LE(host_cache_stats().cached_bytes, size_t(8) << 20);
+  reset_host_cache_limit();
+  release_host_cache();
+}
 
 TEST(HostCache, LargeBlocksAreReusedAndCanBeReleased) {
   release_host_cache();

@@ -81,9 +81,10 @@ FG_API const char* fg_version(void);
 FG_API fg_status fg_get_library_info(fg_library_info* info);
 
 /* The process-wide cache of freed CPU memory blocks (256 KiB and larger), which saves re-zeroing pages between
- * tiles: up to 1024 MiB by default, or the environment variable FG_CPU_CACHE_MB read at the first allocation.
- * A restore peaks lower with less (`filmgrad restore` uses 256; docs/embedding.md); 0 turns the cache off. Cached
- * blocks beyond the new limit are freed at once. Affects every model in the process. */
+ * tiles. By default the blocks in use plus the cached ones stay within max(1024 MiB, the most ever in use at once);
+ * a limit set here, or the environment variable FG_CPU_CACHE_MB read at the first allocation, bounds the cached
+ * blocks alone instead. A restore peaks lower with less (`filmgrad restore` uses 256; docs/embedding.md); 0 turns
+ * the cache off. Cached blocks beyond the new limit are freed at once. Affects every model in the process. */
 FG_API fg_status fg_set_cpu_cache_limit(int64_t megabytes);
 
 /* ---- models ---- */

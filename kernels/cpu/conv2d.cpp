@@ -1,6 +1,7 @@
 // 2-D convolution on the CPU (groups = 1): the direct-loop reference (conv2d_*_plain, the spec) and the
-// production path (conv2d_*_gemm: im2col column tiles times the weight matrix in the CPU GEMM, kernels/cpu/gemm.h), plus the Tensor-level
-// entry points of kernels/conv2d.h. Every output - y, dx, dw, db - is written (=), never accumulated into what
+// production paths (conv2d_*_gemm: im2col column tiles times the weight matrix in the CPU GEMM, kernels/cpu/gemm.h;
+// conv2d_forward_winograd / conv2d_backward_input_winograd: Winograd F(2x2, 3x3) for 3x3 stride-1 layers, below),
+// plus the Tensor-level entry points of kernels/conv2d.h. Every output - y, dx, dw, db - is written (=), never accumulated into what
 // the caller passed.
 //
 // The GEMM path views the convolution as matrices over the flattened output positions j = (n, oh, ow):
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "kernels/conv2d.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/device_check.h"
 #include "kernels/matmul.h"
 #include "tensor/error.h"
@@ -479,11 +481,34 @@ const T* gather_columns(const T* t, int64_t rows, int64_t image_stride, int64_t 
   return buf;
 }
 
-// Forward of output channels [o0, o1) for columns [j0, j1): y[n, o, p] = b[o] + W[o, :] B[:, j]. B: the tile's
-// column matrix (row stride ldb); ybuf (O, cols) stands in for y when the tile spans several images.
+// The weights as the GEMM's A operand, packed once per convolution call when filmgrad's GEMM runs (null with the
+// OpenBLAS twin, which packs per call). Packing per tile cost 10-20 % of the deep layers' time: there the whole
+// O x C*KH*KW matrix (up to 9 MiB) was re-packed for every tile of 128 columns.
 template <typename T>
-void forward_tile(const Conv2dDims& d, const T* w, const T* b, const T* B, int64_t ldb, int64_t j0, int64_t j1,
-                  int64_t o0, int64_t o1, T* ybuf, T* y) {
+std::unique_ptr<GemmPackedA<T>> pack_weights(bool trans, int64_t rows, int64_t depth, const T* w, int64_t ldw,
+                                             int threads) {
+  if (gemm_backend() != GemmBackend::FILMGRAD || rows == 0 || depth == 0) return nullptr;
+  return std::make_unique<GemmPackedA<T>>(gemm_isa(), trans, rows, depth, T(1), w, ldw, threads);
+}
+
+// Rows [r0, r1) of C = W B (+ beta C): through the packed weights when there are some, else the plain GEMM call
+// on w (row stride ldw).
+template <typename T>
+void weight_product(const GemmPackedA<T>* packed, const T* w, int64_t ldw, int64_t r0, int64_t r1, int64_t N,
+                    int64_t K, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (packed) {
+    packed->multiply(r0, r1, false, N, B, ldb, beta, C, ldc);
+  } else {
+    gemm_blas(false, false, r1 - r0, N, K, T(1), w + r0 * ldw, ldw, B, ldb, beta, C, ldc);
+  }
+}
+
+// Forward of output channels [o0, o1) for columns [j0, j1): y[n, o, p] = b[o] + W[o, :] B[:, j]. B: the tile's
+// column matrix (row stride ldb); ybuf (O, cols) stands in for y when the tile spans several images. pw: the
+// weights packed (pack_weights), or null.
+template <typename T>
+void forward_tile(const Conv2dDims& d, const T* w, const GemmPackedA<T>* pw, const T* b, const T* B, int64_t ldb,
+                  int64_t j0, int64_t j1, int64_t o0, int64_t o1, T* ybuf, T* y) {
   const int64_t P = d.P(), CKK = d.CKK(), cols = j1 - j0, n0 = j0 / P;
   const bool one_image = (j1 - 1) / P == n0;
   T* Y = one_image ? y + n0 * d.O * P + (j0 - n0 * P) : ybuf;
@@ -492,7 +517,7 @@ void forward_tile(const Conv2dDims& d, const T* w, const T* b, const T* B, int64
   if (b) {
     for (int64_t o = o0; o < o1; ++o) std::fill(Y + o * ldy, Y + o * ldy + cols, b[o]);
   }
-  gemm_blas(false, false, o1 - o0, cols, CKK, T(1), w + o0 * CKK, CKK, B, ldb, b ? T(1) : T(0), Y + o0 * ldy, ldy);
+  weight_product(pw, w, CKK, o0, o1, cols, CKK, B, ldb, b ? T(1) : T(0), Y + o0 * ldy, ldy);
   if (!one_image) {
     for (int64_t n = n0; n * P < j1; ++n)
       for (int64_t o = o0; o < o1; ++o) copy_run(Y + o * ldy + (n * P - j0), y + (n * d.O + o) * P, P);
@@ -510,6 +535,8 @@ void conv2d_forward_gemm(const Conv2dDims& d, const T* x, const T* w, const T* b
   const ColumnTiles tiles = plan_tiles(d.N, P, budget_columns(CKK));
   const bool pointwise = d.pointwise();
   const std::vector<int32_t> taps = tap_table(d);
+  const auto packed = pack_weights(false, d.O, CKK, w, CKK, threads);
+  const GemmPackedA<T>* pw = packed.get();
   if (tiles.count >= threads) {
     // Enough tiles to go round: each thread builds its own tile's columns and computes all its outputs.
 #pragma omp parallel num_threads(threads)
@@ -522,10 +549,10 @@ void conv2d_forward_gemm(const Conv2dDims& d, const T* x, const T* w, const T* b
         tiles.range(t, j0, j1);
         const int64_t n0 = j0 / P;
         if (pointwise && tiles.single_image()) {
-          forward_tile(d, w, b, x + n0 * d.C * P + (j0 - n0 * P), P, j0, j1, 0, d.O, ybuf.get(), y);
+          forward_tile(d, w, pw, b, x + n0 * d.C * P + (j0 - n0 * P), P, j0, j1, 0, d.O, ybuf.get(), y);
         } else {
           im2col(d, taps, x, 0, CKK, j0, j1, col.get(), j1 - j0);
-          forward_tile(d, w, b, col.get(), j1 - j0, j0, j1, 0, d.O, ybuf.get(), y);
+          forward_tile(d, w, pw, b, col.get(), j1 - j0, j0, j1, 0, d.O, ybuf.get(), y);
         }
       }
     }
@@ -537,7 +564,9 @@ void conv2d_forward_gemm(const Conv2dDims& d, const T* x, const T* w, const T* b
   auto col = scratch<T>(pointwise && tiles.single_image() ? 0 : CKK * tiles.width);
   auto ybuf = scratch<T>(tiles.single_image() ? 0 : d.O * tiles.width);
   const int64_t row_block = (CKK + threads - 1) / threads;
-  const int64_t o_block = std::min(d.O, ((d.O + threads - 1) / threads + 15) / 16 * 16);
+  // Blocks of whole micro-tile rows (a packed range must start at a multiple of MR).
+  const int64_t o_multiple = pw ? pw->row_multiple() : 16;
+  const int64_t o_block = std::min(d.O, ((d.O + threads - 1) / threads + o_multiple - 1) / o_multiple * o_multiple);
   for (int64_t t = 0; t < tiles.count; ++t) {
     int64_t j0, j1;
     tiles.range(t, j0, j1);
@@ -554,9 +583,290 @@ void conv2d_forward_gemm(const Conv2dDims& d, const T* x, const T* w, const T* b
       }
 #pragma omp for schedule(static)
       for (int64_t o0 = 0; o0 < d.O; o0 += o_block)
-        forward_tile(d, w, b, B, ldb, j0, j1, o0, std::min(d.O, o0 + o_block), ybuf.get(), y);
+        forward_tile(d, w, pw, b, B, ldb, j0, j1, o0, std::min(d.O, o0 + o_block), ybuf.get(), y);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Winograd F(2x2, 3x3) for the forward of 3x3 stride-1 undilated convolutions (nearly every layer of both
+// networks). Each 2x2 block of outputs ("tile") comes from a 4x4 block of input:
+//   Y = A^T [ sum_c (G g_oc G^T) (.) (B^T d_c B) ] A,   (.) elementwise over the 16 positions e
+// so the products become 16 GEMMs, M_e (O, tiles) = U_e (O, C) V_e (C, tiles), with U_e = (G g G^T)_e the
+// transformed weights (packed once per call, like the im2col path's W) and V_e = (B^T d B)_e the transformed
+// input. 16 multiply-adds per tile and channel pair instead of 36: 2.25x fewer. The transforms are exact in
+// binary up to the halvings of G, so the result differs from the direct sum only by rounding (a few ulps more
+// than im2col's, from the transforms' additions; tests/ops/test_conv2d.cpp bounds it against the plain loops).
+//   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+//   A^T = [1 1 1 0; 0 1 -1 -1]
+
+namespace {
+
+// Below these channel counts the transforms cost more than the products they save (the first layer, C = 3).
+constexpr int64_t kWinogradMinChannels = 16;
+// Below this many 2x2 tiles per image, transforming and packing the weights (16 x O x C values, every call) costs
+// more than the products it saves (deep layers of small images: 8x8 outputs are 16 tiles). Counted per image, not
+// per batch, so that the choice, and with it the rounding, does not depend on how a batch is split (data-parallel
+// ranks must compute what one process computes on the whole batch). Production only; Conv2dAlgo::WINOGRAD takes
+// any count.
+constexpr int64_t kWinogradMinTiles = 64;
+
+inline bool winograd_applies(const Conv2dDims& d) {
+  return d.KH == 3 && d.KW == 3 && d.sh == 1 && d.sw == 1 && d.dh == 1 && d.dw == 1 && d.C >= kWinogradMinChannels &&
+         d.O >= kWinogradMinChannels;
+}
+inline bool winograd_pays(const Conv2dDims& d) {
+  return winograd_applies(d) && ((d.OH + 1) / 2) * ((d.OW + 1) / 2) >= kWinogradMinTiles;
+}
+
+// w: (O, C, 3, 3) -> U: 16 matrices (O, C), U[(e * O + o) * C + c], e = 4 * row + column of G g G^T. Per output
+// channel, the 9 taps of every input channel are first gathered into 9 rows, so the transform runs as unit-stride
+// loops over c.
+template <typename T>
+void winograd_weights(const Conv2dDims& d, const T* w, T* U) {
+  const int64_t C = d.C, es = d.O * C;
+#pragma omp parallel if (d.O * d.C > 4096)
+  {
+    std::unique_ptr<T[]> buf(new T[size_t(21 * C)]);
+    T* g[9];
+    T* t[12];  // G g: 4 rows x 3 columns
+    for (int j = 0; j < 9; ++j) g[j] = buf.get() + j * C;
+    for (int j = 0; j < 12; ++j) t[j] = buf.get() + (9 + j) * C;
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < d.O; ++o) {
+      const T* src = w + o * C * 9;
+      for (int64_t c = 0; c < C; ++c)
+        for (int j = 0; j < 9; ++j) g[j][c] = src[c * 9 + j];
+      for (int j = 0; j < 3; ++j) {
+        const T *g0 = g[j], *g1 = g[3 + j], *g2 = g[6 + j];
+        T *t0 = t[j], *t1 = t[3 + j], *t2 = t[6 + j], *t3 = t[9 + j];
+        for (int64_t c = 0; c < C; ++c) {
+          t0[c] = g0[c];
+          t1[c] = T(0.5) * (g0[c] + g1[c] + g2[c]);
+          t2[c] = T(0.5) * (g0[c] - g1[c] + g2[c]);
+          t3[c] = g2[c];
+        }
+      }
+      for (int i = 0; i < 4; ++i) {  // (G g) G^T
+        const T *a = t[3 * i], *b = t[3 * i + 1], *e = t[3 * i + 2];
+        T* u0 = U + int64_t(4 * i) * es + o * C;
+        T *u1 = u0 + es, *u2 = u1 + es, *u3 = u2 + es;
+        for (int64_t c = 0; c < C; ++c) {
+          u0[c] = a[c];
+          u1[c] = T(0.5) * (a[c] + b[c] + e[c]);
+          u2[c] = T(0.5) * (a[c] - b[c] + e[c]);
+          u3[c] = e[c];
+        }
+      }
+    }
+  }
+}
+
+// The tiles: TH x TW per image, numbered t = (n * TH + th) * TW + tw.
+struct WinogradTiles {
+  int64_t TH, TW;
+  explicit WinogradTiles(const Conv2dDims& d) : TH((d.OH + 1) / 2), TW((d.OW + 1) / 2) {}
+  int64_t count(int64_t N) const { return N * TH * TW; }
+};
+
+// dst[k] = row[first + 2 k] for k in [0, n), 0 where that column lies outside [0, W): one parity of a padded row.
+template <typename T>
+inline void padded_parity(const T* row, int64_t W, int64_t first, int64_t n, T* dst) {
+  const int64_t lo = std::clamp<int64_t>(first >= 0 ? 0 : (-first + 1) / 2, 0, n);
+  const int64_t hi = std::clamp<int64_t>(W - first <= 0 ? 0 : (W - first + 1) / 2, lo, n);
+  for (int64_t k = 0; k < lo; ++k) dst[k] = T(0);
+  const T* src = row + first;
+  for (int64_t k = lo; k < hi; ++k) dst[k] = src[2 * k];
+  for (int64_t k = hi; k < n; ++k) dst[k] = T(0);
+}
+
+// Per-thread scratch of the transforms, for runs of up to `run` tiles.
+template <typename T>
+struct WinogradScratch {
+  int64_t stride;  // run + 1
+  std::unique_ptr<T[]> buf;
+  explicit WinogradScratch(int64_t run) : stride(run + 1), buf(new T[size_t(16 * (run + 1))]) {}
+  T* row(int i) { return buf.get() + i * stride; }
+};
+
+// x -> V: 16 matrices (C, cols) with row stride ldv, V[(e * C + c) * ldv + (t - t0)], for tiles [t0, t1). A run
+// of tiles along one tile row reads 4 input rows, split into even and odd columns (with their zero padding), so
+// that every step below is a unit-stride loop over the run that the compiler vectorises: B^T d on the rows, then
+// d B on the columns, where tile k's 4 columns are even[k], odd[k], even[k + 1], odd[k + 1].
+template <typename T>
+void winograd_input(const Conv2dDims& d, const WinogradTiles& wt, const T* x, int64_t t0, int64_t t1, T* V,
+                    int64_t ldv, WinogradScratch<T>& sc) {
+  const int64_t HW = d.H * d.W, es = d.C * ldv;
+  for (int64_t t = t0; t < t1;) {
+    const int64_t n = t / (wt.TH * wt.TW), th = (t / wt.TW) % wt.TH, tw0 = t % wt.TW;
+    const int64_t cnt = std::min(wt.TW, tw0 + (t1 - t)) - tw0;
+    const int64_t iw0 = 2 * tw0 - d.pw;
+    for (int64_t c = 0; c < d.C; ++c) {
+      const T* src = x + (n * d.C + c) * HW;
+      T* ev[4];
+      T* od[4];
+      for (int i = 0; i < 4; ++i) {
+        ev[i] = sc.row(i);
+        od[i] = sc.row(4 + i);
+        const int64_t ih = 2 * th - d.ph + i;
+        if (ih < 0 || ih >= d.H) {
+          zero_run(ev[i], cnt + 1);
+          zero_run(od[i], cnt + 1);
+        } else {
+          padded_parity(src + ih * d.W, d.W, iw0, cnt + 1, ev[i]);
+          padded_parity(src + ih * d.W, d.W, iw0 + 1, cnt + 1, od[i]);
+        }
+      }
+      // B^T d, in place: rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3), for both parities.
+      for (T** p : {ev, od}) {
+        T *a = p[0], *b = p[1], *e = p[2], *f = p[3];
+        for (int64_t k = 0; k <= cnt; ++k) {
+          const T d0 = a[k], d1 = b[k], d2 = e[k], d3 = f[k];
+          a[k] = d0 - d2;
+          b[k] = d1 + d2;
+          e[k] = d2 - d1;
+          f[k] = d1 - d3;
+        }
+      }
+      T* out = V + c * ldv + (t - t0);
+      for (int i = 0; i < 4; ++i) {
+        const T *me = ev[i], *mo = od[i];
+        T* o0 = out + int64_t(4 * i) * es;
+        T* o1 = o0 + es;
+        T* o2 = o1 + es;
+        T* o3 = o2 + es;
+        for (int64_t k = 0; k < cnt; ++k) {
+          o0[k] = me[k] - me[k + 1];
+          o1[k] = mo[k] + me[k + 1];
+          o2[k] = me[k + 1] - mo[k];
+          o3[k] = mo[k] - mo[k + 1];
+        }
+      }
+    }
+    t += cnt;
+  }
+}
+
+// M: 16 matrices (O, cols), row stride ldm -> y for tiles [t0, t1), plus the bias; outputs past OH/OW (odd sizes)
+// are dropped. A^T m A into four unit-stride arrays (the tile's 2x2 outputs), then interleaved into y's rows.
+template <typename T>
+void winograd_output(const Conv2dDims& d, const WinogradTiles& wt, const T* M, int64_t ldm, const T* b, int64_t t0,
+                     int64_t t1, T* y, WinogradScratch<T>& sc) {
+  const int64_t P = d.P(), es = d.O * ldm;
+  T *y00 = sc.row(0), *y01 = sc.row(1), *y10 = sc.row(2), *y11 = sc.row(3);
+  for (int64_t t = t0; t < t1;) {
+    const int64_t n = t / (wt.TH * wt.TW), th = (t / wt.TW) % wt.TH, tw0 = t % wt.TW;
+    const int64_t cnt = std::min(wt.TW, tw0 + (t1 - t)) - tw0;
+    const bool two_rows = 2 * th + 1 < d.OH;
+    const int64_t ow0 = 2 * tw0;
+    const int64_t pairs = std::min(cnt, (d.OW - ow0) / 2);  // tiles with both columns inside
+    for (int64_t o = 0; o < d.O; ++o) {
+      const T bias = b ? b[o] : T(0);
+      const T* m = M + o * ldm + (t - t0);
+      const T* r[16];
+      for (int e = 0; e < 16; ++e) r[e] = m + int64_t(e) * es;
+      for (int64_t k = 0; k < cnt; ++k) {
+        // A^T m: rows s0 = m0 + m1 + m2, s1 = m1 - m2 - m3 (m_i = row i of the 4x4), then the same on columns.
+        const T s00 = r[0][k] + r[4][k] + r[8][k], s01 = r[1][k] + r[5][k] + r[9][k];
+        const T s02 = r[2][k] + r[6][k] + r[10][k], s03 = r[3][k] + r[7][k] + r[11][k];
+        const T s10 = r[4][k] - r[8][k] - r[12][k], s11 = r[5][k] - r[9][k] - r[13][k];
+        const T s12 = r[6][k] - r[10][k] - r[14][k], s13 = r[7][k] - r[11][k] - r[15][k];
+        y00[k] = bias + (s00 + s01 + s02);
+        y01[k] = bias + (s01 - s02 - s03);
+        y10[k] = bias + (s10 + s11 + s12);
+        y11[k] = bias + (s11 - s12 - s13);
+      }
+      T* row0 = y + (n * d.O + o) * P + 2 * th * d.OW + ow0;
+      for (int64_t k = 0; k < pairs; ++k) {
+        row0[2 * k] = y00[k];
+        row0[2 * k + 1] = y01[k];
+      }
+      if (pairs < cnt) row0[2 * pairs] = y00[pairs];  // the last column of an odd OW
+      if (two_rows) {
+        T* row1 = row0 + d.OW;
+        for (int64_t k = 0; k < pairs; ++k) {
+          row1[2 * k] = y10[k];
+          row1[2 * k + 1] = y11[k];
+        }
+        if (pairs < cnt) row1[2 * pairs] = y10[pairs];
+      }
+    }
+    t += cnt;
+  }
+}
+
+}  // namespace
+
+// x: (N, C, H, W), w: (O, C, 3, 3), b: (O) or null -> y: (N, O, OH, OW), written. Requires winograd_applies(d).
+// The tiles are cut into chunks of equal width, at least one per thread; each thread transforms its chunk's input,
+// runs the 16 GEMMs against the shared packed U_e and transforms the result back, with no barrier in between.
+template <typename T>
+void conv2d_forward_winograd(const Conv2dDims& d, const T* x, const T* w, const T* b, T* y) {
+  const WinogradTiles wt(d);
+  const int64_t tiles = wt.count(d.N);
+  if (tiles == 0) return;
+  const int threads = conv_threads(d);
+  const int64_t OC = d.O * d.C;
+  auto U = scratch<T>(16 * OC);
+  winograd_weights(d, w, U.get());
+  // The 16 packings spread over the threads in one parallel region (not 16): on a busy machine every fork and
+  // join can wait for a descheduled thread.
+  std::vector<std::unique_ptr<GemmPackedA<T>>> packed(16);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int e = 0; e < 16; ++e) packed[size_t(e)] = pack_weights(false, d.O, d.C, U.get() + e * OC, d.C, 1);
+  // Chunks: V and M (16 x C x cols and 16 x O x cols) about 2 MiB each for f32, at least 128 tiles (U_e is read
+  // once per chunk), at most an equal share per thread; multiples of 16 (the micro-kernel's widest NR).
+  const int64_t target = std::clamp<int64_t>((int64_t(1) << 19) / (16 * std::max(d.C, d.O)), 128, 2048);
+  const int64_t share = (tiles + threads - 1) / threads;
+  const int64_t width = std::max<int64_t>(16, (std::min(target, share) + 15) / 16 * 16);
+  const int64_t chunks = (tiles + width - 1) / width;
+#pragma omp parallel num_threads(std::min<int64_t>(threads, chunks))
+  {
+    auto V = scratch<T>(16 * d.C * width);
+    auto M = scratch<T>(16 * d.O * width);
+    WinogradScratch<T> sc(std::min(width, wt.TW));
+#pragma omp for schedule(static)
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t t0 = ch * width, t1 = std::min(tiles, t0 + width), cols = t1 - t0;
+      winograd_input(d, wt, x, t0, t1, V.get(), cols, sc);
+      for (int e = 0; e < 16; ++e)
+        weight_product(packed[size_t(e)].get(), U.get() + e * OC, d.C, 0, d.O, cols, d.C, V.get() + e * d.C * cols,
+                       cols, T(0), M.get() + e * d.O * cols, cols);
+      winograd_output(d, wt, M.get(), cols, b, t0, t1, y, sc);
+    }
+  }
+}
+
+// The input gradient of a 3x3 stride-1 undilated convolution with padding at most 2 is itself such a
+// convolution: dx = conv(dy, w'), w'[c, o] = w[o, c] turned by 180 degrees, padding 2 - p (the same H x W back).
+inline Conv2dDims backward_input_as_forward(const Conv2dDims& d) {
+  Conv2dDims t = d;
+  t.C = d.O;
+  t.H = d.OH;
+  t.W = d.OW;
+  t.O = d.C;
+  t.OH = d.H;
+  t.OW = d.W;
+  t.ph = 2 - d.ph;
+  t.pw = 2 - d.pw;
+  return t;
+}
+inline bool winograd_backward_input_applies(const Conv2dDims& d) {
+  return d.KH == 3 && d.KW == 3 && d.ph <= 2 && d.pw <= 2 && winograd_applies(backward_input_as_forward(d));
+}
+
+// dy: (N, O, OH, OW), w: (O, C, 3, 3) -> dx: (N, C, H, W), written, through conv2d_forward_winograd. Requires
+// winograd_backward_input_applies(d).
+template <typename T>
+void conv2d_backward_input_winograd(const Conv2dDims& d, const T* dy, const T* w, T* dx) {
+  auto turned = scratch<T>(d.O * d.C * 9);
+  T* wt = turned.get();
+#pragma omp parallel for schedule(static) if (d.O * d.C > 4096)
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t o = 0; o < d.O; ++o)
+      for (int k = 0; k < 9; ++k) wt[(c * d.O + o) * 9 + k] = w[(o * d.C + c) * 9 + (8 - k)];
+  conv2d_forward_winograd(backward_input_as_forward(d), dy, static_cast<const T*>(wt), static_cast<const T*>(nullptr),
+                          dx);
 }
 
 // dy: (N, O, OH, OW), w: (O, C, KH, KW) -> dx: (N, C, H, W), written.
@@ -578,6 +888,9 @@ void conv2d_backward_input_gemm(const Conv2dDims& d, const T* dy, const T* w, T*
   const int64_t items = tiles.groups() * channel_splits;
   const bool pointwise = d.pointwise();
   const std::vector<int32_t> taps = tap_table(d);
+  // W^T packed once: shared when every item covers all channels, else each item packs its own rows (disjoint, so
+  // the whole matrix is still packed once in all).
+  const auto shared = channel_splits == 1 ? pack_weights(true, CKK, d.O, w, CKK, threads) : nullptr;
 #pragma omp parallel num_threads(std::min<int64_t>(threads, items))
   {
     auto dcol = scratch<T>(pointwise && tiles.single_image() ? 0 : channels_per_item * KK * tiles.width);
@@ -595,19 +908,30 @@ void conv2d_backward_input_gemm(const Conv2dDims& d, const T* dy, const T* w, T*
       tiles.range(last - 1, unused, gj1);
       for (int64_t n = gj0 / P; n * P < gj1; ++n)
         std::fill(dx + (n * d.C + c0) * HW, dx + (n * d.C + c1) * HW, T(0));
+      // W[:, c0*KK : c1*KK] transposed: rows (c, kh, kw) of this item's channels.
+      const T* Wt = w + c0 * KK;
+      const auto own = channel_splits == 1 ? nullptr : pack_weights(true, (c1 - c0) * KK, d.O, Wt, CKK, 1);
+      const GemmPackedA<T>* pwt = shared ? shared.get() : own.get();  // rows 0.. are this item's (c0 = 0 if shared)
       for (int64_t t = first; t < last; ++t) {
         int64_t j0, j1;
         tiles.range(t, j0, j1);
         const int64_t cols = j1 - j0, n0 = j0 / P;
         int64_t lddy;
         const T* DY = gather_columns(dy, d.O, d.O * P, P, j0, j1, dybuf.get(), lddy);
-        // W[:, c0*KK : c1*KK] transposed: rows (c, kh, kw) of this item's channels.
-        const T* Wt = w + c0 * KK;
+        const int64_t rows = (c1 - c0) * KK;
         if (pointwise && tiles.single_image()) {
           T* DX = dx + (n0 * d.C + c0) * HW + (j0 - n0 * P);
-          gemm_blas(true, false, c1 - c0, cols, d.O, T(1), Wt, CKK, DY, lddy, T(0), DX, HW);
+          if (pwt) {
+            pwt->multiply(0, rows, false, cols, DY, lddy, T(0), DX, HW);
+          } else {
+            gemm_blas(true, false, rows, cols, d.O, T(1), Wt, CKK, DY, lddy, T(0), DX, HW);
+          }
         } else {
-          gemm_blas(true, false, (c1 - c0) * KK, cols, d.O, T(1), Wt, CKK, DY, lddy, T(0), dcol.get(), cols);
+          if (pwt) {
+            pwt->multiply(0, rows, false, cols, DY, lddy, T(0), dcol.get(), cols);
+          } else {
+            gemm_blas(true, false, rows, cols, d.O, T(1), Wt, CKK, DY, lddy, T(0), dcol.get(), cols);
+          }
           col2im(d, taps, dcol.get(), cols, c0, c1, j0, j1, dx);
         }
       }
@@ -710,6 +1034,11 @@ void check_dtypes(const Tensor& a, const char* an, const Tensor& b, const char* 
 
 }  // namespace
 
+const char* conv2d_cpu_algorithms() {
+  return "winograd F(2x2,3x3) for 3x3 stride-1 layers (>= 16 channels, >= 16x16 outputs; forward and input "
+         "gradient), im2col + gemm otherwise";
+}
+
 std::pair<int64_t, int64_t> conv2d_output_size(int64_t H, int64_t W, int64_t KH, int64_t KW, const Conv2dGeometry& g) {
   check_geometry(g);
   const int64_t eff_h = g.dilation_h * (KH - 1) + 1, eff_w = g.dilation_w * (KW - 1) + 1;
@@ -739,10 +1068,17 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const C
   const Tensor xc = x.contiguous(), wc = w.contiguous(), bc = b.defined() ? b.contiguous() : Tensor();
   FG_DISPATCH_FLOATING(x.dtype(), "conv2d", [&] {
     const scalar_t* pb = bc.defined() ? bc.data<scalar_t>() : nullptr;
-    if (algo == Conv2dAlgo::PLAIN)
-      cpu::conv2d_forward_plain(d, xc.data<scalar_t>(), wc.data<scalar_t>(), pb, out.data<scalar_t>());
-    else
-      cpu::conv2d_forward_gemm(d, xc.data<scalar_t>(), wc.data<scalar_t>(), pb, out.data<scalar_t>());
+    const scalar_t *px = xc.data<scalar_t>(), *pw = wc.data<scalar_t>();
+    scalar_t* py = out.data<scalar_t>();
+    if (algo == Conv2dAlgo::PLAIN) {
+      cpu::conv2d_forward_plain(d, px, pw, pb, py);
+    } else if (algo == Conv2dAlgo::WINOGRAD || (algo == Conv2dAlgo::GEMM && cpu::winograd_pays(d))) {
+      FG_CHECK(cpu::winograd_applies(d), "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1, dilation 1 and "
+                                             "at least " << cpu::kWinogradMinChannels << " input and output channels");
+      cpu::conv2d_forward_winograd(d, px, pw, pb, py);
+    } else {
+      cpu::conv2d_forward_gemm(d, px, pw, pb, py);
+    }
   });
   return out;
 }
@@ -763,10 +1099,21 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shap
   Tensor dx = Tensor::empty(x_shape, w.dtype());
   const Tensor dyc = grad_out.contiguous(), wc = w.contiguous();
   FG_DISPATCH_FLOATING(w.dtype(), "conv2d", [&] {
-    if (algo == Conv2dAlgo::PLAIN)
-      cpu::conv2d_backward_input_plain(d, dyc.data<scalar_t>(), wc.data<scalar_t>(), dx.data<scalar_t>());
-    else
-      cpu::conv2d_backward_input_gemm(d, dyc.data<scalar_t>(), wc.data<scalar_t>(), dx.data<scalar_t>());
+    const scalar_t *pdy = dyc.data<scalar_t>(), *pw = wc.data<scalar_t>();
+    scalar_t* pdx = dx.data<scalar_t>();
+    if (algo == Conv2dAlgo::PLAIN) {
+      cpu::conv2d_backward_input_plain(d, pdy, pw, pdx);
+    } else if (algo == Conv2dAlgo::WINOGRAD ||
+               (algo == Conv2dAlgo::GEMM && cpu::winograd_backward_input_applies(d) &&
+                cpu::winograd_pays(cpu::backward_input_as_forward(d)))) {
+      FG_CHECK(cpu::winograd_backward_input_applies(d),
+               "conv2d backward: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1, dilation 1, padding at most 2 "
+               "and at least "
+                   << cpu::kWinogradMinChannels << " input and output channels");
+      cpu::conv2d_backward_input_winograd(d, pdy, pw, pdx);
+    } else {
+      cpu::conv2d_backward_input_gemm(d, pdy, pw, pdx);
+    }
   });
   return dx;
 }

@@ -20,6 +20,8 @@
 #include <memory>
 #include <mutex>
 
+#include <omp.h>
+
 #include "kernels/cpu/gemm_kernels.h"
 #include "tensor/error.h"
 
@@ -214,9 +216,28 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
   }
 }
 
+// Where op(A) comes from when it was packed before the call (GemmPackedA): the whole M_total x K matrix, k block
+// by k block (block p, which starts at k = pc, at pc * Mpad), each block ceil(M_total / MR) slivers of kc x MR;
+// the call computes rows [i0, i0 + M) of it, i0 a multiple of MR.
+template <typename T>
+struct PrePacked {
+  const T* data = nullptr;
+  int64_t i0 = 0;
+  int64_t mpad = 0;  // M_total rounded up to MR
+};
+
+// K in equal blocks of at most kern.kc (576 = 2 x 288 for kc = 384, not 384 + 192): a short last block would pay
+// the loads and stores of C for little work. The same for the per-call and the pre-packed A.
+template <typename T>
+int64_t k_block(const MicroKernelInfo<T>& kern, int64_t K) {
+  const int64_t k_blocks = (K + kern.kc - 1) / kern.kc;
+  return (K + k_blocks - 1) / k_blocks;
+}
+
 template <typename T>
 void gemm_driver(const MicroKernelInfo<T>& kern, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
-                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                 const PrePacked<T>& prepacked = {}) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == T(0)) {
     scale_c(M, N, beta, C, ldc);
@@ -227,15 +248,12 @@ void gemm_driver(const MicroKernelInfo<T>& kern, bool trans_a, bool trans_b, int
   if (start_from_c) scale_c(M, N, beta, C, ldc);
 
   const int MR = kern.mr, NR = kern.nr;
-  // K in equal blocks of at most kern.kc (576 = 2 x 288 for kc = 384, not 384 + 192): a short last block would
-  // pay the loads and stores of C for little work.
-  const int64_t k_blocks = (K + kern.kc - 1) / kern.kc;
-  const int64_t kc_max = (K + k_blocks - 1) / k_blocks;
+  const int64_t kc_max = k_block(kern, K);
   const int64_t nc_max = std::min(kern.nc, (N + NR - 1) / NR * NR);
   const int64_t mc_max = std::min(kern.mc, (M + MR - 1) / MR * MR);
   // 16 elements of slack: a transposing pack may write 8 past its sliver.
   T* bpack = packing_buffer<T, 0>(size_t(kc_max * nc_max + 16));
-  T* apack = packing_buffer<T, 1>(size_t(kc_max * mc_max + 16));
+  T* apack = prepacked.data ? nullptr : packing_buffer<T, 1>(size_t(kc_max * mc_max + 16));
   alignas(64) T edge[16 * 64];  // one micro-tile (MR * NR <= 14 * 32 elements)
   FG_ASSERT(MR * NR <= 16 * 64, "micro-tile " << MR << "x" << NR << " exceeds the edge buffer");
 
@@ -247,13 +265,19 @@ void gemm_driver(const MicroKernelInfo<T>& kern, bool trans_a, bool trans_b, int
       pack_b(trans_b, B, ldb, pc, jc, kc, nc, NR, kern.pack_transposed, kern.pack_rows, bpack);
       for (int64_t ic = 0; ic < M; ic += kern.mc) {
         const int64_t mc = std::min(kern.mc, M - ic);
-        pack_a(trans_a, A, lda, ic, pc, mc, kc, alpha, MR, kern.pack_transposed, kern.pack_rows, apack);
+        const T* ablock;
+        if (prepacked.data) {
+          ablock = prepacked.data + pc * prepacked.mpad + ((prepacked.i0 + ic) / MR) * kc * MR;
+        } else {
+          pack_a(trans_a, A, lda, ic, pc, mc, kc, alpha, MR, kern.pack_transposed, kern.pack_rows, apack);
+          ablock = apack;
+        }
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const T* bp = bpack + (jr / NR) * kc * NR;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min<int64_t>(MR, mc - ir);
-            const T* ap = apack + (ir / MR) * kc * MR;
+            const T* ap = ablock + (ir / MR) * kc * MR;
             T* c = C + (ic + ir) * ldc + jc + jr;
             if (mr == MR && nr == NR) {
               kern.run(kc, ap, bp, c, ldc, load_c);
@@ -416,5 +440,87 @@ void gemm_avx512_emulated(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
   gemm_detail::gemm_driver(gemm_detail::emulated_avx512_kernels().f64, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
                            beta, C, ldc);
 }
+
+namespace {
+
+template <typename T>
+const gemm_detail::MicroKernelInfo<T>& kernel_info(int kind);
+template <>
+const gemm_detail::MicroKernelInfo<float>& kernel_info<float>(int kind) {
+  return kind < 0 ? gemm_detail::emulated_avx512_kernels().f32 : gemm_detail::kernels_for(GemmIsa(kind)).f32;
+}
+template <>
+const gemm_detail::MicroKernelInfo<double>& kernel_info<double>(int kind) {
+  return kind < 0 ? gemm_detail::emulated_avx512_kernels().f64 : gemm_detail::kernels_for(GemmIsa(kind)).f64;
+}
+
+}  // namespace
+
+template <typename T>
+GemmPackedA<T>::GemmPackedA(GemmIsa isa, bool trans_a, int64_t M, int64_t K, T alpha, const T* A, int64_t lda,
+                            int threads)
+    : kind_(int(isa)), M_(M), K_(K), alpha_(alpha) {
+  FG_ASSERT(gemm_isa_supported(isa), "the " << gemm_isa_name(isa) << " GEMM kernels do not run on this CPU");
+  pack(trans_a, A, lda, threads);
+}
+
+template <typename T>
+GemmPackedA<T> GemmPackedA<T>::avx512_emulated(bool trans_a, int64_t M, int64_t K, T alpha, const T* A, int64_t lda) {
+  GemmPackedA p;
+  p.kind_ = -1;
+  p.M_ = M;
+  p.K_ = K;
+  p.alpha_ = alpha;
+  p.pack(trans_a, A, lda, 1);
+  return p;
+}
+
+template <typename T>
+int64_t GemmPackedA<T>::row_multiple() const {
+  return kernel_info<T>(kind_).mr;
+}
+
+// Sliver by sliver through a small buffer: the vector packs may write a few elements past a sliver's end, which in
+// place would race with the thread packing the next sliver.
+template <typename T>
+void GemmPackedA<T>::pack(bool trans_a, const T* A, int64_t lda, int threads) {
+  if (M_ <= 0 || K_ <= 0) return;
+  const gemm_detail::MicroKernelInfo<T>& kern = kernel_info<T>(kind_);
+  const int MR = kern.mr;
+  const int64_t slivers = (M_ + MR - 1) / MR, mpad = slivers * MR;
+  const int64_t kc_max = gemm_detail::k_block(kern, K_);
+  const int64_t k_blocks = (K_ + kc_max - 1) / kc_max;
+  data_.reset(new T[size_t(mpad * K_)]);
+  T* data = data_.get();
+  const int64_t units = k_blocks * slivers;
+  const bool parallel = threads > 1 && !omp_in_parallel() && double(mpad) * double(K_) > 65536.0;
+#pragma omp parallel num_threads(threads) if (parallel)
+  {
+    std::unique_ptr<T[]> tmp(new T[size_t(kc_max * MR + 16)]);
+#pragma omp for schedule(static)
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t pc = (u / slivers) * kc_max, s = u % slivers;
+      const int64_t kc = std::min(kc_max, K_ - pc);
+      gemm_detail::pack_a(trans_a, A, lda, s * MR, pc, std::min<int64_t>(MR, M_ - s * MR), kc, alpha_, MR,
+                          kern.pack_transposed, kern.pack_rows, tmp.get());
+      std::memcpy(data + pc * mpad + s * kc * MR, tmp.get(), size_t(kc * MR) * sizeof(T));
+    }
+  }
+}
+
+template <typename T>
+void GemmPackedA<T>::multiply(int64_t i0, int64_t i1, bool trans_b, int64_t N, const T* B, int64_t ldb, T beta, T* C,
+                              int64_t ldc) const {
+  const gemm_detail::MicroKernelInfo<T>& kern = kernel_info<T>(kind_);
+  FG_ASSERT(i0 >= 0 && i0 <= i1 && i1 <= M_ && i0 % kern.mr == 0,
+            "GemmPackedA::multiply: rows [" << i0 << ", " << i1 << ") of " << M_ << " (start a multiple of " << kern.mr
+                                            << ")");
+  const gemm_detail::PrePacked<T> pre{data_.get(), i0, (M_ + kern.mr - 1) / kern.mr * kern.mr};
+  gemm_detail::gemm_driver(kern, false, trans_b, i1 - i0, N, K_, alpha_, static_cast<const T*>(nullptr), 0, B, ldb,
+                           beta, C, ldc, pre);
+}
+
+template class GemmPackedA<float>;
+template class GemmPackedA<double>;
 
 }  // namespace fg::cpu

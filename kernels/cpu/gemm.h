@@ -27,6 +27,7 @@
 // set_gemm_backend()/set_gemm_isa() override them afterwards (tests, benchmarks).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace fg::cpu {
@@ -59,6 +60,41 @@ void gemm(GemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void gemm(GemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+
+// op(A) packed once for many products that share it: conv2d multiplies the same weights by every column tile
+// of an image, and packing them per tile (the plain gemm() does, per call) cost as much as a tenth of a
+// convolution. Holds op(A) (M x K) times alpha in the layout the driver packs per call, for every k block and
+// every sliver of MR rows (the kernels of `isa`), so multiply() gives the same bits as gemm(isa, trans_a, ...)
+// with the same A, alpha, B, beta and C: only where the packed values come from differs.
+template <typename T>
+class GemmPackedA {
+ public:
+  // Packs op(A) (M x K; A is (K, M) when trans_a) for `isa` (must be supported), with up to `threads` OpenMP
+  // threads (one when called inside a parallel region).
+  GemmPackedA(GemmIsa isa, bool trans_a, int64_t M, int64_t K, T alpha, const T* A, int64_t lda, int threads = 1);
+  // The same for the avx512 path's shapes and blocks run on lane arrays (gemm_avx512_emulated), for tests.
+  static GemmPackedA avx512_emulated(bool trans_a, int64_t M, int64_t K, T alpha, const T* A, int64_t lda);
+  GemmPackedA(GemmPackedA&&) noexcept = default;
+  GemmPackedA& operator=(GemmPackedA&&) noexcept = default;
+
+  int64_t rows() const { return M_; }
+  int64_t depth() const { return K_; }
+  // A row range given to multiply() must start at a multiple of this (the micro-kernel's MR).
+  int64_t row_multiple() const;
+
+  // Rows [i0, i1) of C (M x N; C points at row i0) = op(A)[i0:i1] op(B) + beta C, with op(B) (K x N), B (N, K)
+  // when trans_b. Single-threaded, safe inside a parallel region; const, so threads may share one packing.
+  void multiply(int64_t i0, int64_t i1, bool trans_b, int64_t N, const T* B, int64_t ldb, T beta, T* C,
+                int64_t ldc) const;
+
+ private:
+  GemmPackedA() = default;
+  void pack(bool trans_a, const T* A, int64_t lda, int threads);
+  int kind_ = 0;  // int(GemmIsa), or -1 for the emulated avx512 kernels
+  int64_t M_ = 0, K_ = 0;
+  T alpha_ = T(1);
+  std::unique_ptr<T[]> data_;
+};
 
 // For tests on CPUs without AVX-512: the avx512 path's driver and micro-kernel code (14x32 f32, 14x16 f64) run on
 // 16- and 8-lane arrays of std::fma instead of zmm registers, so its blocking, packing and edge handling are

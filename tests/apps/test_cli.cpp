@@ -31,6 +31,7 @@ TEST(Cli, VersionNamesTheCpuKernelsAndRejectsABadSelection) {
   const fg::test::CommandResult v = fg::test::run_filmgrad("version");
   EXPECT_EQ(v.status, 0);
   EXPECT_NE(v.out.find("cpu gemm: "), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("cpu conv2d: winograd"), std::string::npos) << v.out;
   const char* saved = std::getenv("FG_CPU_KERNELS");
   const std::string saved_value = saved ? saved : "";
   setenv("FG_CPU_KERNELS", "sse9", 1);

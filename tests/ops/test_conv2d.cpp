@@ -60,6 +60,14 @@ const std::vector<ConvCase>& cases() {
       {"medium_k1_s2", 3, 48, 15, 17, 64, 1, 1, geom(2, 2, 0, 0, 1, 1), false, false},
       {"medium_k4_s2_p3_d2", 2, 8, 21, 25, 16, 4, 4, geom(2, 2, 3, 3, 2, 2), true, false},
       {"medium_k7_s2_p3_batch1", 1, 3, 40, 36, 16, 7, 7, geom(2, 2, 3, 3, 1, 1), false, true},
+      // C*KH*KW = 576: two k blocks of the packed weights; O = 26 is no multiple of any micro-tile's MR, and the
+      // one tile of 2 images makes the threads split O between them (in blocks of whole MR-row slivers).
+      {"deep_k3_two_k_blocks", 2, 64, 8, 8, 26, 3, 3, geom(1, 1, 1, 1, 1, 1), true, false},
+      // Winograd F(2x2, 3x3) forwards (3x3, stride 1, >= 16 channels): odd output sizes (half tiles), no padding
+      // and padding 2, strided views, and enough tiles for several chunks per thread, runs of tiles crossing images.
+      {"wino_k3_p1_odd", 2, 16, 9, 7, 17, 3, 3, geom(1, 1, 1, 1, 1, 1), true, true},
+      {"wino_k3_p0", 1, 20, 10, 11, 16, 3, 3, geom(1, 1, 0, 0, 1, 1), false, false},
+      {"wino_k3_p2_many_chunks", 3, 16, 40, 37, 16, 3, 3, geom(1, 1, 2, 2, 1, 1), true, false},
   };
   return table;
 }
@@ -171,6 +179,79 @@ TEST_P(ConvCases, GemmMatchesPlainF32) {
     EXPECT_ALL_CLOSE(y, kernels::conv2d_forward(in.x, in.w, in.b, c.g), 1e-5, 1e-4);
     EXPECT_ALL_CLOSE(dx, kernels::conv2d_backward_input(gy, in.w, in.x.shape(), c.g), 1e-5, 1e-4);
     EXPECT_ALL_CLOSE(dw, kernels::conv2d_backward_weight(gy, in.x, in.w.shape(), c.g), 1e-5, 1e-4);
+  });
+}
+
+// Winograd and im2col against the plain loops in f64 (the reference), on the cases Winograd takes, forward and
+// input gradient. In f32 each
+// sums C*9 products, rounded: Winograd's transforms add up to 4 (input), 9 (weights, halved) and 9 (output) terms
+// before and after its 16 GEMMs, so its rounding error may be some times im2col's but stays of the same order; the
+// test allows 8 times im2col's largest error plus 1e-6.
+TEST_P(ConvCases, WinogradMatchesPlainAndIm2col) {
+  const ConvCase& c = GetParam();
+  const kernels::Conv2dGeometry& g = c.g;
+  if (!(c.KH == 3 && c.KW == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1 &&
+        c.C >= 16 && c.O >= 16))
+    GTEST_SKIP() << "not a Winograd shape";
+  const ConvInputs in = make_inputs(c, DType::F64, 61);
+  const Tensor ref = kernels::conv2d_forward(in.x, in.w, in.b, g, Conv2dAlgo::PLAIN);
+  at_thread_counts([&] {
+    EXPECT_LE(test::nmse(ref, kernels::conv2d_forward(in.x, in.w, in.b, g, Conv2dAlgo::WINOGRAD)), 1e-24);
+    const Tensor x32 = in.x.to(DType::F32), w32 = in.w.to(DType::F32);
+    const Tensor b32 = in.b.defined() ? in.b.to(DType::F32) : Tensor();
+    const Tensor wino = kernels::conv2d_forward(x32, w32, b32, g, Conv2dAlgo::WINOGRAD).to(DType::F64);
+    const Tensor im2col = kernels::conv2d_forward(x32, w32, b32, g, Conv2dAlgo::IM2COL).to(DType::F64);
+    const std::vector<double> r = ref.to_vector(), wv = wino.to_vector(), iv = im2col.to_vector();
+    double err_wino = 0, err_im2col = 0;
+    for (size_t i = 0; i < r.size(); ++i) {
+      err_wino = std::max(err_wino, std::abs(wv[i] - r[i]));
+      err_im2col = std::max(err_im2col, std::abs(iv[i] - r[i]));
+    }
+    EXPECT_LE(err_wino, 8 * err_im2col + 1e-6) << "im2col's largest error " << err_im2col;
+    // Production takes Winograd from 64 tiles of 2x2 outputs per image, im2col below (the same code, so the same
+    // bits, as the explicit choice).
+    const int64_t tiles = ((ref.size(2) + 1) / 2) * ((ref.size(3) + 1) / 2);
+    EXPECT_ALL_CLOSE(kernels::conv2d_forward(x32, w32, b32, g), (tiles >= 64 ? wino : im2col).to(DType::F32), 0, 0);
+  });
+  // The input gradient: the forward of dy with the turned weights, the same bounds.
+  const Tensor gy = test::random_tensor(ref.shape(), 62, DType::F64);
+  const Tensor dref = kernels::conv2d_backward_input(gy, in.w, in.x.shape(), g, Conv2dAlgo::PLAIN);
+  at_thread_counts([&] {
+    EXPECT_LE(test::nmse(dref, kernels::conv2d_backward_input(gy, in.w, in.x.shape(), g, Conv2dAlgo::WINOGRAD)),
+              1e-24);
+    const Tensor gy32 = gy.to(DType::F32), w32 = in.w.to(DType::F32);
+    const Tensor wino =
+        kernels::conv2d_backward_input(gy32, w32, in.x.shape(), g, Conv2dAlgo::WINOGRAD).to(DType::F64);
+    const Tensor im2col = kernels::conv2d_backward_input(gy32, w32, in.x.shape(), g, Conv2dAlgo::IM2COL).to(DType::F64);
+    const std::vector<double> r = dref.to_vector(), wv = wino.to_vector(), iv = im2col.to_vector();
+    double err_wino = 0, err_im2col = 0;
+    for (size_t i = 0; i < r.size(); ++i) {
+      err_wino = std::max(err_wino, std::abs(wv[i] - r[i]));
+      err_im2col = std::max(err_im2col, std::abs(iv[i] - r[i]));
+    }
+    EXPECT_LE(err_wino, 8 * err_im2col + 1e-6) << "im2col's largest error " << err_im2col;
+    const int64_t tiles = ((c.H + 1) / 2) * ((c.W + 1) / 2);
+    EXPECT_ALL_CLOSE(kernels::conv2d_backward_input(gy32, w32, in.x.shape(), g),
+                     (tiles >= 64 ? wino : im2col).to(DType::F32), 0, 0);
+  });
+}
+
+// An image's Winograd result does not depend on the batch around it or the thread count (data-parallel ranks,
+// which see half a batch, must compute what one process computes): the same bits.
+TEST(Conv2dWinograd, AnImageDoesNotDependOnTheBatchOrThreads) {
+  const Conv2dGeometry g{1, 1, 1, 1, 1, 1};
+  const Tensor x = test::random_tensor({4, 16, 32, 32}, 71, DType::F32), w = test::random_tensor({24, 16, 3, 3}, 72, DType::F32);
+  const Tensor gy = test::random_tensor({4, 24, 32, 32}, 73, DType::F32);
+  const Tensor whole = kernels::conv2d_forward(x, w, Tensor(), g, Conv2dAlgo::WINOGRAD);
+  const Tensor dwhole = kernels::conv2d_backward_input(gy, w, x.shape(), g, Conv2dAlgo::WINOGRAD);
+  at_thread_counts([&] {
+    for (int64_t n0 : {0, 2}) {
+      const Tensor half = kernels::conv2d_forward(x.slice(0, n0, n0 + 2), w, Tensor(), g, Conv2dAlgo::WINOGRAD);
+      EXPECT_ALL_CLOSE(whole.slice(0, n0, n0 + 2), half, 0, 0);
+      const Tensor dhalf = kernels::conv2d_backward_input(gy.slice(0, n0, n0 + 2), w, {2, 16, 32, 32}, g,
+                                                          Conv2dAlgo::WINOGRAD);
+      EXPECT_ALL_CLOSE(dwhole.slice(0, n0, n0 + 2), dhalf, 0, 0);
+    }
   });
 }
 
@@ -381,6 +462,13 @@ TEST(Conv2dErrors, InputSmallerThanTheDilatedKernel) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("smaller than the dilated kernel"), std::string::npos) << e.what();
   }
+}
+
+TEST(Conv2dErrors, WinogradOnAShapeItDoesNotTake) {
+  const Tensor x = Tensor::zeros({1, 16, 8, 8}), w = Tensor::zeros({16, 16, 3, 3});
+  const std::string err = test::error_of(
+      [&] { kernels::conv2d_forward(x, w, Tensor(), Conv2dGeometry{2, 2, 1, 1, 1, 1}, Conv2dAlgo::WINOGRAD); });
+  EXPECT_NE(err.find("Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1"), std::string::npos) << err;
 }
 
 TEST(Conv2dErrors, WrongDtypes) {

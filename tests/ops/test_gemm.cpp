@@ -1,5 +1,5 @@
 // filmgrad's CPU GEMM (kernels/cpu/gemm.h): every kernel path this CPU can run (avx512, avx2, generic) plus the
-// avx512 path's code on emulated 16-lane vectors, against a triple loop in double over a case table (sizes 0, 1,
+// avx512 path's code on emulated 16-lane vectors, each also with A packed beforehand (GemmPackedA), against a triple loop in double over a case table (sizes 0, 1,
 // 2, odd, tile multiples and one past them, both transposes, alpha/beta including beta = 0 over a NaN-filled C,
 // strided lda/ldb/ldc with NaN in the gaps so a stray read shows); the bit-identity of all paths (the contract
 // that makes results the same on Intel and AMD); OpenBLAS, the twin, within the same bound; thread-count
@@ -48,6 +48,30 @@ std::vector<Path<T>> filmgrad_paths() {
   paths.push_back({"avx512-emulated", [](bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                                          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
                      cpu::gemm_avx512_emulated(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                   }});
+  // A packed once (GemmPackedA, what conv2d uses for its weights), C computed in two row ranges split at a
+  // multiple of the kernel's MR, so a range that does not start at row 0 is covered too.
+  auto split_multiply = [](const cpu::GemmPackedA<T>& packed, bool tb, int64_t N, const T* B, int64_t ldb, T beta, T* C,
+                           int64_t ldc) {
+    const int64_t M = packed.rows(), mr = packed.row_multiple(), split = (M / 2) / mr * mr;
+    packed.multiply(0, split, tb, N, B, ldb, beta, C, ldc);
+    packed.multiply(split, M, tb, N, B, ldb, beta, C + split * ldc, ldc);
+  };
+  for (GemmIsa isa : {GemmIsa::GENERIC, GemmIsa::AVX2, GemmIsa::AVX512}) {
+    if (!cpu::gemm_isa_supported(isa)) continue;
+    paths.push_back({std::string(cpu::gemm_isa_name(isa)) + "-prepacked-a",
+                     [isa, split_multiply](bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                                           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+                       // 2 threads: the parallel packing, when the matrix is large enough to take it.
+                       const cpu::GemmPackedA<T> packed(isa, ta, M, K, alpha, A, lda, 2);
+                       split_multiply(packed, tb, N, B, ldb, beta, C, ldc);
+                     }});
+  }
+  paths.push_back({"avx512-emulated-prepacked-a",
+                   [split_multiply](bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                                    int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+                     const auto packed = cpu::GemmPackedA<T>::avx512_emulated(ta, M, K, alpha, A, lda);
+                     split_multiply(packed, tb, N, B, ldb, beta, C, ldc);
                    }});
   return paths;
 }
