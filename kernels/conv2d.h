@@ -10,8 +10,9 @@
 //           write dx) in place, without a column buffer.
 //   WINOGRAD: the forward and input gradient of 3x3 stride-1 undilated layers as Winograd F(2x2, 3x3): 16 GEMMs
 //           over transformed tiles, 2.25x fewer multiply-adds; results differ from IM2COL's by rounding only.
-//   GEMM:   production: WINOGRAD where it applies and an image has at least 64 tiles of 2x2 outputs (below,
-//           transforming the weights every call costs more than it saves), IM2COL for the rest.
+//   GEMM:   production: IM2COL; with FG_CPU_WINOGRAD=1, WINOGRAD where it applies and an image has at least 64
+//           tiles of 2x2 outputs (below, transforming the weights every call costs more than it saves). Winograd is
+//           opt-in until a difference it brings to 2-rank training is understood (kernels/cpu/conv2d.cpp).
 // Threading: the GEMM is single-threaded and OpenMP does the splitting (see kernels/matmul.h).
 // Inputs may be any strided views (they are made contiguous); results are new contiguous tensors. f32 and f64 on
 // the CPU; CUDA tensors go to kernels/cuda/conv2d.h (or the cuDNN twin, kernels/backend.h), which ignore algo.
@@ -32,7 +33,7 @@ struct Conv2dGeometry {
 
 enum class Conv2dAlgo {
   PLAIN,     // direct loops, the reference
-  GEMM,      // production: WINOGRAD's forward where it applies, IM2COL otherwise (and for every backward)
+  GEMM,      // production: IM2COL (with FG_CPU_WINOGRAD=1: WINOGRAD where it applies and pays, see above)
   IM2COL,    // im2col tiles + the CPU GEMM, every shape and direction
   WINOGRAD,  // F(2x2, 3x3) over the CPU GEMM, for 3x3 stride-1 undilated kernels with at least 16 input and output
              // channels (fg::Error otherwise): the forward, and the input gradient (as the forward of dy with the

@@ -25,7 +25,9 @@
 #endif
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/conv2d.h"
@@ -615,8 +617,19 @@ inline bool winograd_applies(const Conv2dDims& d) {
   return d.KH == 3 && d.KW == 3 && d.sh == 1 && d.sw == 1 && d.dh == 1 && d.dw == 1 && d.C >= kWinogradMinChannels &&
          d.O >= kWinogradMinChannels;
 }
+// Production takes Winograd only when FG_CPU_WINOGRAD=1. Not yet by default: with it, `train --sync-bn` on two MPI
+// ranks ends up to 1.3e-4 (relative) away from one process on the whole batch after 4 steps (test_distributed;
+// 7e-8 with im2col), while one process with and without Winograd, at 1 or 2 threads and batch 2 or 4, agrees to
+// 2e-7: a difference only the ranks show, not yet understood (docs/cpu_kernels.md).
+inline bool winograd_in_production() {
+  static const bool on = [] {
+    const char* v = std::getenv("FG_CPU_WINOGRAD");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return on;
+}
 inline bool winograd_pays(const Conv2dDims& d) {
-  return winograd_applies(d) && ((d.OH + 1) / 2) * ((d.OW + 1) / 2) >= kWinogradMinTiles;
+  return winograd_in_production() && winograd_applies(d) && ((d.OH + 1) / 2) * ((d.OW + 1) / 2) >= kWinogradMinTiles;
 }
 
 // w: (O, C, 3, 3) -> U: 16 matrices (O, C), U[(e * O + o) * C + c], e = 4 * row + column of G g G^T. Per output
@@ -1035,8 +1048,10 @@ void check_dtypes(const Tensor& a, const char* an, const Tensor& b, const char* 
 }  // namespace
 
 const char* conv2d_cpu_algorithms() {
-  return "winograd F(2x2,3x3) for 3x3 stride-1 layers (>= 16 channels, >= 16x16 outputs; forward and input "
-         "gradient), im2col + gemm otherwise";
+  return cpu::winograd_in_production()
+             ? "winograd F(2x2,3x3) for 3x3 stride-1 layers (>= 16 channels, >= 16x16 outputs; forward and input "
+               "gradient; FG_CPU_WINOGRAD=1), im2col + gemm otherwise"
+             : "im2col + gemm (winograd F(2x2,3x3) for 3x3 stride-1 layers with FG_CPU_WINOGRAD=1)";
 }
 
 std::pair<int64_t, int64_t> conv2d_output_size(int64_t H, int64_t W, int64_t KH, int64_t KW, const Conv2dGeometry& g) {
