@@ -42,6 +42,8 @@ enum class Conv2dAlgo {
 
 // What the CPU's production path (Conv2dAlgo::GEMM) runs, one line for `filmgrad version`.
 const char* conv2d_cpu_algorithms();
+// Whether production CPU convolutions may take Winograd (FG_CPU_WINOGRAD=1, read once).
+bool conv2d_cpu_winograd();
 
 // (OH, OW) for an (H, W) input and a (KH, KW) kernel; throws fg::Error when a stride or dilation is below 1, a
 // padding is negative, or the dilated kernel is larger than the padded input.

@@ -1047,6 +1047,8 @@ void check_dtypes(const Tensor& a, const char* an, const Tensor& b, const char* 
 
 }  // namespace
 
+bool conv2d_cpu_winograd() { return cpu::winograd_in_production(); }
+
 const char* conv2d_cpu_algorithms() {
   return cpu::winograd_in_production()
              ? "winograd F(2x2,3x3) for 3x3 stride-1 layers (>= 16 channels, >= 16x16 outputs; forward and input "

@@ -20,6 +20,9 @@ TEST(Cli, HelpAndVersion) {
   EXPECT_EQ(h.status, 0);
   EXPECT_NE(h.out.find("usage: filmgrad"), std::string::npos);
   EXPECT_EQ(fg::test::run_filmgrad("demo --help").status, 0);
+  const char* wino = std::getenv("FG_CPU_WINOGRAD");
+  const std::string wino_value = wino ? wino : "";
+  unsetenv("FG_CPU_WINOGRAD");
   const fg::test::CommandResult v = fg::test::run_filmgrad("version");
   EXPECT_EQ(v.status, 0);
   EXPECT_NE(v.out.find("filmgrad"), std::string::npos);
@@ -28,10 +31,24 @@ TEST(Cli, HelpAndVersion) {
 // `filmgrad version` names the CPU GEMM kernels it picked (kernels/cpu/gemm.h); a bad FG_CPU_KERNELS is one line
 // and exit 1 before any work.
 TEST(Cli, VersionNamesTheCpuKernelsAndRejectsABadSelection) {
+  const char* wino = std::getenv("FG_CPU_WINOGRAD");
+  const std::string wino_value = wino ? wino : "";
+  unsetenv("FG_CPU_WINOGRAD");
   const fg::test::CommandResult v = fg::test::run_filmgrad("version");
   EXPECT_EQ(v.status, 0);
   EXPECT_NE(v.out.find("cpu gemm: "), std::string::npos) << v.out;
-  EXPECT_NE(v.out.find("cpu conv2d: winograd"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("cpu conv2d: im2col + gemm (winograd F(2x2,3x3) for 3x3 stride-1 layers with FG_CPU_WINOGRAD=1)"),
+            std::string::npos)
+      << v.out;
+  // Winograd turned on is said so.
+  setenv("FG_CPU_WINOGRAD", "1", 1);
+  const fg::test::CommandResult w = fg::test::run_filmgrad("version");
+  if (wino) {
+    setenv("FG_CPU_WINOGRAD", wino_value.c_str(), 1);
+  } else {
+    unsetenv("FG_CPU_WINOGRAD");
+  }
+  EXPECT_NE(w.out.find("cpu conv2d: winograd F(2x2,3x3)"), std::string::npos) << w.out;
   const char* saved = std::getenv("FG_CPU_KERNELS");
   const std::string saved_value = saved ? saved : "";
   setenv("FG_CPU_KERNELS", "sse9", 1);
