@@ -65,7 +65,8 @@ def write_picture(a, names, damaged_root, rows=4, side=256):
         for k, im in enumerate(t):
             sheet.paste(im, (k * (w + 4), y))
         y += t[0].size[1] + 4
-    tmp = a.picture + ".tmp.png"
+    root, ext = os.path.splitext(a.picture)
+    tmp = root + ".tmp" + (ext or ".png")
     sheet.save(tmp)
     os.replace(tmp, a.picture)
 
