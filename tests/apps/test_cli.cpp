@@ -28,36 +28,37 @@ TEST(Cli, HelpAndVersion) {
   EXPECT_NE(v.out.find("filmgrad"), std::string::npos);
 }
 
-// `filmgrad version` names the CPU GEMM kernels it picked (kernels/cpu/gemm.h); a bad FG_CPU_KERNELS is one line
-// and exit 1 before any work.
+// `filmgrad version` run with the environment variable `name` set to `value` (unset when null), the variable
+// restored afterwards.
+fg::test::CommandResult version_with(const char* name, const char* value) {
+  const char* saved = std::getenv(name);
+  const std::string saved_value = saved ? saved : "";
+  if (value) {
+    setenv(name, value, 1);
+  } else {
+    unsetenv(name);
+  }
+  const fg::test::CommandResult r = fg::test::run_filmgrad("version");
+  if (saved) {
+    setenv(name, saved_value.c_str(), 1);
+  } else {
+    unsetenv(name);
+  }
+  return r;
+}
+
+// `filmgrad version` names the CPU GEMM kernels and convolution algorithms it picked (kernels/cpu/gemm.h,
+// kernels/conv2d.h); a bad FG_CPU_KERNELS is one line and exit 1 before any work.
 TEST(Cli, VersionNamesTheCpuKernelsAndRejectsABadSelection) {
-  const char* wino = std::getenv("FG_CPU_WINOGRAD");
-  const std::string wino_value = wino ? wino : "";
-  unsetenv("FG_CPU_WINOGRAD");
-  const fg::test::CommandResult v = fg::test::run_filmgrad("version");
+  const fg::test::CommandResult v = version_with("FG_CPU_WINOGRAD", nullptr);
   EXPECT_EQ(v.status, 0);
   EXPECT_NE(v.out.find("cpu gemm: "), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("cpu conv2d: im2col + gemm (winograd F(2x2,3x3) for 3x3 stride-1 layers with FG_CPU_WINOGRAD=1)"),
             std::string::npos)
       << v.out;
-  // Winograd turned on is said so.
-  setenv("FG_CPU_WINOGRAD", "1", 1);
-  const fg::test::CommandResult w = fg::test::run_filmgrad("version");
-  if (wino) {
-    setenv("FG_CPU_WINOGRAD", wino_value.c_str(), 1);
-  } else {
-    unsetenv("FG_CPU_WINOGRAD");
-  }
+  const fg::test::CommandResult w = version_with("FG_CPU_WINOGRAD", "1");
   EXPECT_NE(w.out.find("cpu conv2d: winograd F(2x2,3x3)"), std::string::npos) << w.out;
-  const char* saved = std::getenv("FG_CPU_KERNELS");
-  const std::string saved_value = saved ? saved : "";
-  setenv("FG_CPU_KERNELS", "sse9", 1);
-  const fg::test::CommandResult bad = fg::test::run_filmgrad("version");
-  if (saved) {
-    setenv("FG_CPU_KERNELS", saved_value.c_str(), 1);
-  } else {
-    unsetenv("FG_CPU_KERNELS");
-  }
+  const fg::test::CommandResult bad = version_with("FG_CPU_KERNELS", "sse9");
   EXPECT_EQ(bad.status, 1) << bad.out;
   EXPECT_EQ(fg::test::count_lines(bad.out), 1) << bad.out;
   EXPECT_EQ(bad.out.rfind("filmgrad: error: FG_CPU_KERNELS='sse9'", 0), 0u) << bad.out;
