@@ -18,6 +18,7 @@
 
 #include "apps/args.h"
 #include "apps/commands.h"
+#include "kernels/conv2d.h"
 #include "kernels/cpu/gemm.h"
 
 namespace {
@@ -81,10 +82,11 @@ int main(int argc, char** argv) {
     if (name == c.name) command = &c;
   try {
     if (command == nullptr) throw fg::apps::UsageError("unknown command '" + cmd + "'");
-    // FG_CPU_GEMM and FG_CPU_KERNELS are read on the first GEMM, which may run inside an OpenMP region where an
-    // error could not be reported: read them here, so a bad value is a one-line error before any work.
+    // FG_CPU_GEMM, FG_CPU_KERNELS and FG_CPU_WINOGRAD are read on first use, which may run inside an OpenMP region
+    // where an error could not be reported: read them here, so a bad value is a one-line error before any work.
     fg::cpu::gemm_backend();
     fg::cpu::gemm_isa();
+    fg::kernels::conv2d_cpu_winograd();
     return command->run(argc, argv);
   } catch (const fg::apps::UsageError& e) {
     const std::string help = command ? "filmgrad " + name + " --help" : "filmgrad --help";

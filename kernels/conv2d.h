@@ -10,9 +10,9 @@
 //           write dx) in place, without a column buffer.
 //   WINOGRAD: the forward and input gradient of 3x3 stride-1 undilated layers as Winograd F(2x2, 3x3): 16 GEMMs
 //           over transformed tiles, 2.25x fewer multiply-adds; results differ from IM2COL's by rounding only.
-//   GEMM:   production: IM2COL; with FG_CPU_WINOGRAD=1, WINOGRAD where it applies and an image has at least 64
-//           tiles of 2x2 outputs (below, transforming the weights every call costs more than it saves). Winograd is
-//           opt-in until a difference it brings to 2-rank training is understood (kernels/cpu/conv2d.cpp).
+//   GEMM:   production: WINOGRAD where it applies and an image has at least 64 tiles of 2x2 outputs (below,
+//           transforming the weights every call costs more than it saves), IM2COL otherwise; FG_CPU_WINOGRAD=0
+//           takes IM2COL everywhere.
 // Threading: the GEMM is single-threaded and OpenMP does the splitting (see kernels/matmul.h).
 // Inputs may be any strided views (they are made contiguous); results are new contiguous tensors. f32 and f64 on
 // the CPU; CUDA tensors go to kernels/cuda/conv2d.h (or the cuDNN twin, kernels/backend.h), which ignore algo.
@@ -33,7 +33,7 @@ struct Conv2dGeometry {
 
 enum class Conv2dAlgo {
   PLAIN,     // direct loops, the reference
-  GEMM,      // production: IM2COL (with FG_CPU_WINOGRAD=1: WINOGRAD where it applies and pays, see above)
+  GEMM,      // production: WINOGRAD where it applies and pays, IM2COL otherwise (FG_CPU_WINOGRAD=0: IM2COL)
   IM2COL,    // im2col tiles + the CPU GEMM, every shape and direction
   WINOGRAD,  // F(2x2, 3x3) over the CPU GEMM, for 3x3 stride-1 undilated kernels with at least 16 input and output
              // channels (fg::Error otherwise): the forward, and the input gradient (as the forward of dy with the
@@ -42,7 +42,7 @@ enum class Conv2dAlgo {
 
 // What the CPU's production path (Conv2dAlgo::GEMM) runs, one line for `filmgrad version`.
 const char* conv2d_cpu_algorithms();
-// Whether production CPU convolutions may take Winograd (FG_CPU_WINOGRAD=1, read once).
+// Whether production CPU convolutions may take Winograd (yes unless FG_CPU_WINOGRAD=0; read once).
 bool conv2d_cpu_winograd();
 
 // (OH, OW) for an (H, W) input and a (KH, KW) kernel; throws fg::Error when a stride or dilation is below 1, a

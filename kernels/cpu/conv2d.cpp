@@ -617,14 +617,19 @@ inline bool winograd_applies(const Conv2dDims& d) {
   return d.KH == 3 && d.KW == 3 && d.sh == 1 && d.sw == 1 && d.dh == 1 && d.dw == 1 && d.C >= kWinogradMinChannels &&
          d.O >= kWinogradMinChannels;
 }
-// Production takes Winograd only when FG_CPU_WINOGRAD=1. Not yet by default: with it, `train --sync-bn` on two MPI
-// ranks ends up to 1.3e-4 (relative) away from one process on the whole batch after 4 steps (test_distributed;
-// 7e-8 with im2col), while one process with and without Winograd, at 1 or 2 threads and batch 2 or 4, agrees to
-// 2e-7: a difference only the ranks show, not yet understood (docs/cpu_kernels.md).
+// Production takes Winograd unless FG_CPU_WINOGRAD=0 (the escape hatch: im2col's rounding everywhere). It was opt-in
+// for a while because `train --sync-bn` on two MPI ranks ended 1.3e-4 away from one process with it; the cause was
+// a ReLU whose input sat within rounding of zero (7.4e-7 one way, -6.3e-7 the other) at one of 32,768 positions,
+// which moved one gradient term and, through Adam, every weight upstream by up to 3e-5: any change of rounding can
+// do that, im2col's included (docs/cpu_kernels.md), so the test now tells it from a real error.
 inline bool winograd_in_production() {
+  // A bad value throws at the first convolution (and at `filmgrad version`), before any work: no silent fallback.
   static const bool on = [] {
     const char* v = std::getenv("FG_CPU_WINOGRAD");
-    return v != nullptr && std::string(v) == "1";
+    if (v == nullptr || std::string(v).empty() || std::string(v) == "1") return true;
+    if (std::string(v) == "0") return false;
+    throw Error("FG_CPU_WINOGRAD='" + std::string(v) +
+                "' is not 0 or 1; set 0 for im2col everywhere, or unset it (Winograd where it pays)");
   }();
   return on;
 }
@@ -1052,8 +1057,8 @@ bool conv2d_cpu_winograd() { return cpu::winograd_in_production(); }
 const char* conv2d_cpu_algorithms() {
   return cpu::winograd_in_production()
              ? "winograd F(2x2,3x3) for 3x3 stride-1 layers (>= 16 channels, >= 16x16 outputs; forward and input "
-               "gradient; FG_CPU_WINOGRAD=1), im2col + gemm otherwise"
-             : "im2col + gemm (winograd F(2x2,3x3) for 3x3 stride-1 layers with FG_CPU_WINOGRAD=1)";
+               "gradient; FG_CPU_WINOGRAD=0 turns it off), im2col + gemm otherwise"
+             : "im2col + gemm (winograd turned off by FG_CPU_WINOGRAD=0)";
 }
 
 std::pair<int64_t, int64_t> conv2d_output_size(int64_t H, int64_t W, int64_t KH, int64_t KW, const Conv2dGeometry& g) {

@@ -53,11 +53,14 @@ TEST(Cli, VersionNamesTheCpuKernelsAndRejectsABadSelection) {
   const fg::test::CommandResult v = version_with("FG_CPU_WINOGRAD", nullptr);
   EXPECT_EQ(v.status, 0);
   EXPECT_NE(v.out.find("cpu gemm: "), std::string::npos) << v.out;
-  EXPECT_NE(v.out.find("cpu conv2d: im2col + gemm (winograd F(2x2,3x3) for 3x3 stride-1 layers with FG_CPU_WINOGRAD=1)"),
-            std::string::npos)
-      << v.out;
-  const fg::test::CommandResult w = version_with("FG_CPU_WINOGRAD", "1");
-  EXPECT_NE(w.out.find("cpu conv2d: winograd F(2x2,3x3)"), std::string::npos) << w.out;
+  EXPECT_NE(v.out.find("cpu conv2d: winograd F(2x2,3x3)"), std::string::npos) << v.out;
+  const fg::test::CommandResult off = version_with("FG_CPU_WINOGRAD", "0");
+  EXPECT_NE(off.out.find("cpu conv2d: im2col + gemm (winograd turned off by FG_CPU_WINOGRAD=0)"), std::string::npos)
+      << off.out;
+  const fg::test::CommandResult bad_wino = version_with("FG_CPU_WINOGRAD", "off");
+  EXPECT_EQ(bad_wino.status, 1) << bad_wino.out;
+  EXPECT_EQ(fg::test::count_lines(bad_wino.out), 1) << bad_wino.out;
+  EXPECT_EQ(bad_wino.out.rfind("filmgrad: error: FG_CPU_WINOGRAD='off' is not 0 or 1", 0), 0u) << bad_wino.out;
   const fg::test::CommandResult bad = version_with("FG_CPU_KERNELS", "sse9");
   EXPECT_EQ(bad.status, 1) << bad.out;
   EXPECT_EQ(fg::test::count_lines(bad.out), 1) << bad.out;

@@ -10,14 +10,21 @@
 //
 // Tolerances: 2 ranks sum each gradient as two half-batch sums (in f32) where one process sums the batch at once;
 // those differ by f32 rounding, about 1e-7 relative per step. Adam divides each gradient by its running RMS, which
-// keeps the weight difference near lr x (relative gradient error) per step; over k = 4 steps the weights agree to
-// 1e-5 relative and the losses to 1e-5 relative, with margin over what was observed (about 1e-7).
+// keeps the weight difference near lr x (relative gradient error) per step: the losses agree to 1e-5 relative.
+// The weights of a `filmgrad train` run cannot be held to that everywhere: a ReLU input within rounding of zero
+// takes its gradient term one way on one side and not on the other. Measured (tiny_unet, these photographs, with
+// Winograd convolutions): at step 4 one of up1's 32,768 pre-ReLU values was 7.4e-7 in one run and -6.3e-7 in the
+// other, which moved every weight upstream of it by up to 2.9e-5 relative (median 3.8e-7). A real error is larger
+// and everywhere: per-rank BatchNorm in place of synchronised moves the same weights by up to 3.2e-3 (median
+// 2.7e-4). So expect_close_weights asks for every weight within 3e-4 and the median within 1e-5, 10x and 25x
+// from either side.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -217,19 +224,34 @@ std::vector<double> logged(const std::string& run, const std::string& key) {
   return out;
 }
 
-void expect_same_weights(const std::string& a, const std::string& b, double rel) {
+// Relative differences |p - q| / max(1, |q|) of every weight (BatchNorm's batch counters left out).
+std::vector<double> weight_differences(const std::string& a, const std::string& b) {
   const SafeTensors x = load_safetensors(a), y = load_safetensors(b);
-  int compared = 0;
+  std::vector<double> out;
   for (const auto& [name, unused] : x.tensors) {
     if (name.find("num_batches_tracked") != std::string::npos) continue;
     const std::vector<float> p = x.get(name).to(DType::F32).to_vector_f32(),
                              q = y.get(name).to(DType::F32).to_vector_f32();
-    ASSERT_EQ(p.size(), q.size()) << name;
-    for (size_t k = 0; k < p.size(); ++k)
-      ASSERT_NEAR(p[k], q[k], rel * std::max(1.0f, std::fabs(q[k]))) << name << "[" << k << "]";
-    ++compared;
+    EXPECT_EQ(p.size(), q.size()) << name;
+    for (size_t k = 0; k < std::min(p.size(), q.size()); ++k)
+      out.push_back(std::fabs(double(p[k]) - q[k]) / std::max(1.0, std::fabs(double(q[k]))));
   }
-  EXPECT_GT(compared, 4);
+  return out;
+}
+
+void expect_same_weights(const std::string& a, const std::string& b) {
+  const std::vector<double> d = weight_differences(a, b);
+  EXPECT_GT(d.size(), 1000u);
+  EXPECT_EQ(*std::max_element(d.begin(), d.end()), 0.0);
+}
+
+// The same training up to rounding (see the tolerances at the top).
+void expect_close_weights(const std::string& a, const std::string& b) {
+  std::vector<double> d = weight_differences(a, b);
+  ASSERT_GT(d.size(), 1000u);
+  std::sort(d.begin(), d.end());
+  EXPECT_LE(d.back(), 3e-4) << "largest relative weight difference";
+  EXPECT_LE(d[d.size() / 2], 1e-5) << "median relative weight difference";
 }
 
 TEST_F(Distributed, ReducerOnTwoRanksEqualsOneProcess) {
@@ -254,7 +276,7 @@ TEST_F(Distributed, SyncBatchNormOnTwoRanksEqualsOneProcess) {
   ASSERT_EQ(la.size(), lb.size());
   ASSERT_GE(la.size(), 2u);
   for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(lb[i], la[i], 1e-5 * la[i]) << "step " << i + 1;
-  expect_same_weights(one + "/model.safetensors", two + "/model.safetensors", 1e-5);
+  expect_close_weights(one + "/model.safetensors", two + "/model.safetensors");
   // Rank 0 alone printed the report.
   size_t reports = 0;
   for (size_t at = b.out.find("done: "); at != std::string::npos; at = b.out.find("done: ", at + 1)) ++reports;
@@ -275,7 +297,7 @@ TEST_F(Distributed, ARunOfTwoRanksResumesOnOne) {
   const std::vector<double> la = logged(one, "loss"), lb = logged(mixed, "loss");
   ASSERT_EQ(la.size(), lb.size());
   for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(lb[i], la[i], 1e-5 * la[i]) << "step " << i + 1;
-  expect_same_weights(one + "/model.safetensors", mixed + "/model.safetensors", 1e-5);
+  expect_close_weights(one + "/model.safetensors", mixed + "/model.safetensors");
 }
 
 TEST_F(Distributed, PerRankBatchNormIsDeterministicForTwoRanks) {
@@ -287,7 +309,7 @@ TEST_F(Distributed, PerRankBatchNormIsDeterministicForTwoRanks) {
   // Each rank's arithmetic is fixed (one thread, the same shard) and the sums of 2 ranks are commutative: the
   // same bits every time.
   EXPECT_EQ(logged(a, "loss"), logged(b, "loss"));
-  expect_same_weights(a + "/model.safetensors", b + "/model.safetensors", 0.0);
+  expect_same_weights(a + "/model.safetensors", b + "/model.safetensors");
 }
 
 TEST_F(Distributed, RanksWithDifferentOptionsAreRefused) {

@@ -222,7 +222,7 @@ TEST_P(WinogradCases, WinogradMatchesPlainAndIm2col) {
     // Production takes Winograd from 64 tiles of 2x2 outputs per image, im2col below (the same code, so the same
     // bits, as the explicit choice).
     const int64_t tiles = ((ref.size(2) + 1) / 2) * ((ref.size(3) + 1) / 2);
-    const bool production_wino = tiles >= 64 && kernels::conv2d_cpu_winograd();  // FG_CPU_WINOGRAD=1
+    const bool production_wino = tiles >= 64 && kernels::conv2d_cpu_winograd();  // unless FG_CPU_WINOGRAD=0
     EXPECT_ALL_CLOSE(kernels::conv2d_forward(x32, w32, b32, g), (production_wino ? wino : im2col).to(DType::F32), 0, 0);
   });
   // The input gradient: the forward of dy with the turned weights, the same bounds.
