@@ -156,20 +156,18 @@ class JsonParser {
           out += '\t';
           break;
         case 'u': {
-          if (i_ + 4 > s_.size()) fail("short \\u escape");
-          const unsigned code = unsigned(std::strtoul(s_.substr(i_, 4).c_str(), nullptr, 16));
-          i_ += 4;
-          // UTF-8 of a code point from the Basic Multilingual Plane (what our own writer produces).
-          if (code < 0x80) {
-            out += char(code);
-          } else if (code < 0x800) {
-            out += char(0xC0 | (code >> 6));
-            out += char(0x80 | (code & 0x3F));
-          } else {
-            out += char(0xE0 | (code >> 12));
-            out += char(0x80 | ((code >> 6) & 0x3F));
-            out += char(0x80 | (code & 0x3F));
+          unsigned code = hex4();
+          // A code point beyond the Basic Multilingual Plane is a UTF-16 surrogate pair: \uD8xx\uDCxx.
+          if (code >= 0xD800 && code <= 0xDBFF) {
+            if (i_ + 2 > s_.size() || s_[i_] != '\\' || s_[i_ + 1] != 'u') fail("lone high surrogate \\u escape");
+            i_ += 2;
+            const unsigned low = hex4();
+            if (low < 0xDC00 || low > 0xDFFF) fail("a high surrogate \\u escape not followed by a low one");
+            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+          } else if (code >= 0xDC00 && code <= 0xDFFF) {
+            fail("lone low surrogate \\u escape");
           }
+          append_utf8(code, &out);
           break;
         }
         default:
@@ -179,6 +177,45 @@ class JsonParser {
     if (i_ >= s_.size()) fail("unterminated string");
     ++i_;
     return out;
+  }
+
+  // The 4 hex digits of a \u escape, strictly (no sign, no spaces, no fewer).
+  unsigned hex4() {
+    if (i_ + 4 > s_.size()) fail("short \\u escape");
+    unsigned code = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char h = s_[i_ + k];
+      unsigned d;
+      if (h >= '0' && h <= '9') {
+        d = unsigned(h - '0');
+      } else if (h >= 'a' && h <= 'f') {
+        d = unsigned(h - 'a' + 10);
+      } else if (h >= 'A' && h <= 'F') {
+        d = unsigned(h - 'A' + 10);
+      } else {
+        fail("bad \\u escape (4 hex digits expected)");
+      }
+      code = code * 16 + d;
+    }
+    i_ += 4;
+    return code;
+  }
+  static void append_utf8(unsigned code, std::string* out) {
+    if (code < 0x80) {
+      *out += char(code);
+    } else if (code < 0x800) {
+      *out += char(0xC0 | (code >> 6));
+      *out += char(0x80 | (code & 0x3F));
+    } else if (code < 0x10000) {
+      *out += char(0xE0 | (code >> 12));
+      *out += char(0x80 | ((code >> 6) & 0x3F));
+      *out += char(0x80 | (code & 0x3F));
+    } else {
+      *out += char(0xF0 | (code >> 18));
+      *out += char(0x80 | ((code >> 12) & 0x3F));
+      *out += char(0x80 | ((code >> 6) & 0x3F));
+      *out += char(0x80 | (code & 0x3F));
+    }
   }
 
   const std::string& s_;

@@ -1,8 +1,8 @@
 // A small JSON reader and writer for what filmgrad stores as JSON: the model description and training options in
 // every checkpoint's metadata, and the metrics log. Numbers keep the text they were written with, so integers
 // (seeds, steps) read back exactly; json_number writes the shortest text that reads back as the same double.
-// Only what our own writers produce needs to round-trip: \u escapes are read for the Basic Multilingual Plane,
-// and NaN/Infinity are not JSON (json_number writes them as null).
+// \u escapes are read strictly (4 hex digits; surrogate pairs for code points beyond the Basic Multilingual Plane;
+// a lone surrogate is an error) into UTF-8; NaN/Infinity are not JSON (json_number writes them as null).
 #pragma once
 #include <string>
 #include <utility>
