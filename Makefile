@@ -1,13 +1,14 @@
 # The commands a newcomer types. Each one installs what is missing first (tools/install_deps.sh).
 #   make test    build everything and run the test suite (GPU tests are skipped, visibly, without a GPU)
 #   make demo    build, then synth -> train -> eval -> restore on Debian's nature photos (tools/demo.sh)
+#   make demo-negative   the cross-channel task at demo scale, against the baselines (tools/demo_negative.sh)
 #   make bench   run the CPU benchmarks, JSON under bench/results/
 #   make bench-compare   filmgrad against PyTorch, side by side (ARGS='--quick', ARGS='--filter infer/')
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build test demo bench bench-compare golden clean
+.PHONY: deps configure build test demo demo-negative bench bench-compare golden clean
 
 deps:
 	@bash tools/install_deps.sh
@@ -26,6 +27,11 @@ demo: configure
 	@bash tools/install_deps.sh --demo
 	cmake --build $(BUILD) -j $(JOBS) --target filmgrad_app
 	BUILD=$(BUILD) bash tools/demo.sh
+
+demo-negative: configure
+	@bash tools/install_deps.sh --demo
+	cmake --build $(BUILD) -j $(JOBS) --target filmgrad_app
+	BUILD=$(BUILD) bash tools/demo_negative.sh
 
 bench: build
 	bash tools/run_cpu_bench.sh $(BUILD)

@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
     for (const Layer& l : fg::bench::conv_layers()) {
       const double flops = fg::bench::conv_flops(l);
       // im2col beside production where production may take Winograd (3x3 stride 1), so the two can be compared.
-      const bool winograd_shape = l.K == 3 && l.stride == 1 && l.dilation == 1 && d.dir != Direction::BACKWARD_WEIGHT;
+      const bool winograd_shape = l.K == 3 && l.stride == 1 && l.dilation == 1;
       for (Conv2dAlgo algo : {Conv2dAlgo::GEMM, Conv2dAlgo::IM2COL, Conv2dAlgo::PLAIN}) {
         if (algo == Conv2dAlgo::PLAIN && flops > kPlainMaxFlops) continue;
         if (algo == Conv2dAlgo::IM2COL && !winograd_shape) continue;

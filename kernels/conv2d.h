@@ -8,8 +8,9 @@
 //           times the weight matrix in the CPU GEMM (kernels/cpu/gemm.h; the weights packed once per call),
 //           OpenMP-parallel over tiles, images or channel ranges. 1x1 stride-1 unpadded convolutions read x (and
 //           write dx) in place, without a column buffer.
-//   WINOGRAD: the forward and input gradient of 3x3 stride-1 undilated layers as Winograd F(2x2, 3x3): 16 GEMMs
-//           over transformed tiles, 2.25x fewer multiply-adds; results differ from IM2COL's by rounding only.
+//   WINOGRAD: the forward, input gradient and weight gradient of 3x3 stride-1 undilated layers as Winograd
+//           F(2x2, 3x3): 16 GEMMs over transformed tiles, 2.25x fewer multiply-adds; results differ from IM2COL's by
+//           rounding only.
 //   GEMM:   production: WINOGRAD where it applies and an image has at least 64 tiles of 2x2 outputs (below,
 //           transforming the weights every call costs more than it saves), IM2COL otherwise; FG_CPU_WINOGRAD=0
 //           takes IM2COL everywhere.
@@ -37,7 +38,7 @@ enum class Conv2dAlgo {
   IM2COL,    // im2col tiles + the CPU GEMM, every shape and direction
   WINOGRAD,  // F(2x2, 3x3) over the CPU GEMM, for 3x3 stride-1 undilated kernels with at least 16 input and output
              // channels (fg::Error otherwise): the forward, and the input gradient (as the forward of dy with the
-             // turned weights; padding at most 2); the weight gradient takes IM2COL
+             // turned weights; padding at most 2) and the weight gradient (16 GEMMs over the tiles, then G^T dU G)
 };
 
 // What the CPU's production path (Conv2dAlgo::GEMM) runs, one line for `filmgrad version`.

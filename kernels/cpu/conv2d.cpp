@@ -887,6 +887,152 @@ void conv2d_backward_input_winograd(const Conv2dDims& d, const T* dy, const T* w
                           dx);
 }
 
+// The weight gradient through the same tiles. The forward is Y = A^T M A per tile, M_e = sum_c U_e[o, c] V_e[c, t]
+// and U = G g G^T, so dM = A dY A^T, dU_e[o, c] = sum_t dM_e[o, t] V_e[c, t] (16 GEMMs with the tiles as the long
+// reduction) and dg = G^T dU G: 16 O C T multiply-adds where im2col takes 36 O C T (T tiles of 4 outputs).
+//   A^T = [1 1 1 0; 0 1 -1 -1]   G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]
+
+// dy -> dM: 16 matrices (O, cols), row stride ldm, dM[(e * O + o) * ldm + (t - t0)], for tiles [t0, t1); outputs past
+// OH/OW (odd sizes) count as zero gradient. dY = [a b; c d] gives A dY = rows (a, b), (a + c, b + d), (a - c, b - d),
+// (-c, -d), and each row (p, q) times A^T gives (p, p + q, p - q, -q).
+// A's combinations of two rows of dY: u + v, u - v and -v, for n tiles.
+template <typename T>
+inline void winograd_grad_sums(int64_t n, const T* __restrict u, const T* __restrict v, T* __restrict sum,
+                               T* __restrict difference, T* __restrict negated) {
+  for (int64_t k = 0; k < n; ++k) {
+    sum[k] = u[k] + v[k];
+    difference[k] = u[k] - v[k];
+    negated[k] = -v[k];
+  }
+}
+
+// One row (P, Q) of A dY times A^T: (P, P + Q, P - Q, -Q), for n tiles.
+template <typename T>
+inline void winograd_grad_row(int64_t n, const T* __restrict p, const T* __restrict q, T* __restrict o0,
+                              T* __restrict o1, T* __restrict o2, T* __restrict o3) {
+  for (int64_t k = 0; k < n; ++k) {
+    o0[k] = p[k];
+    o1[k] = p[k] + q[k];
+    o2[k] = p[k] - q[k];
+    o3[k] = -q[k];
+  }
+}
+
+template <typename T>
+void winograd_output_grad(const Conv2dDims& d, const WinogradTiles& wt, const T* dy, int64_t t0, int64_t t1, T* dM,
+                          int64_t ldm, WinogradScratch<T>& sc) {
+  const int64_t P = d.P(), es = d.O * ldm;
+  T *a = sc.row(0), *b = sc.row(1), *c = sc.row(2), *e = sc.row(3);
+  for (int64_t t = t0; t < t1;) {
+    const int64_t n = t / (wt.TH * wt.TW), th = (t / wt.TW) % wt.TH, tw0 = t % wt.TW;
+    const int64_t cnt = std::min(wt.TW, tw0 + (t1 - t)) - tw0;
+    const bool two_rows = 2 * th + 1 < d.OH;
+    const int64_t ow0 = 2 * tw0;
+    const int64_t pairs = std::min(cnt, (d.OW - ow0) / 2);
+    for (int64_t o = 0; o < d.O; ++o) {
+      const T* row0 = dy + (n * d.O + o) * P + 2 * th * d.OW + ow0;
+      for (int64_t k = 0; k < pairs; ++k) {
+        a[k] = row0[2 * k];
+        b[k] = row0[2 * k + 1];
+      }
+      if (pairs < cnt) {
+        a[pairs] = row0[2 * pairs];
+        b[pairs] = T(0);
+      }
+      if (two_rows) {
+        const T* row1 = row0 + d.OW;
+        for (int64_t k = 0; k < pairs; ++k) {
+          c[k] = row1[2 * k];
+          e[k] = row1[2 * k + 1];
+        }
+        if (pairs < cnt) {
+          c[pairs] = row1[2 * pairs];
+          e[pairs] = T(0);
+        }
+      } else {
+        zero_run(c, cnt);
+        zero_run(e, cnt);
+      }
+      // The rows of A dY (P, Q) = (a, b), (a + c, b + d), (a - c, b - d), (-c, -d), then each times A^T, in unit-
+      // stride loops over restrict-qualified rows so that they vectorise.
+      T *ac = sc.row(4), *bd = sc.row(5), *amc = sc.row(6), *bmd = sc.row(7), *nc = sc.row(8), *nd = sc.row(9);
+      winograd_grad_sums(cnt, a, c, ac, amc, nc);
+      winograd_grad_sums(cnt, b, e, bd, bmd, nd);
+      T* m = dM + o * ldm + (t - t0);
+      const T* prow[4] = {a, ac, amc, nc};
+      const T* qrow[4] = {b, bd, bmd, nd};
+      for (int i = 0; i < 4; ++i)
+        winograd_grad_row(cnt, prow[i], qrow[i], m + int64_t(4 * i) * es, m + int64_t(4 * i + 1) * es,
+                          m + int64_t(4 * i + 2) * es, m + int64_t(4 * i + 3) * es);
+    }
+    t += cnt;
+  }
+}
+
+// dU: 16 matrices (O, C) as U's layout -> dw: (O, C, 3, 3), written: dg = G^T dU G, rows then columns.
+template <typename T>
+void winograd_weights_backward(const Conv2dDims& d, const T* dU, T* dw) {
+  const int64_t OC = d.O * d.C;
+  auto gt = [](T u0, T u1, T u2, T u3, T* out) {  // G^T u for a 4-vector u
+    out[0] = u0 + T(0.5) * (u1 + u2);
+    out[1] = T(0.5) * (u1 - u2);
+    out[2] = T(0.5) * (u1 + u2) + u3;
+  };
+#pragma omp parallel for schedule(static) if (OC > 4096)
+  for (int64_t oc = 0; oc < OC; ++oc) {
+    T u[16], rows[12];  // rows: G^T dU, 3 rows x 4 columns
+    for (int i = 0; i < 16; ++i) u[i] = dU[int64_t(i) * OC + oc];
+    for (int j = 0; j < 4; ++j) {
+      T col[3];
+      gt(u[j], u[4 + j], u[8 + j], u[12 + j], col);
+      for (int i = 0; i < 3; ++i) rows[4 * i + j] = col[i];
+    }
+    T* g = dw + oc * 9;
+    for (int i = 0; i < 3; ++i) gt(rows[4 * i], rows[4 * i + 1], rows[4 * i + 2], rows[4 * i + 3], g + 3 * i);
+  }
+}
+
+// dy: (N, O, OH, OW), x: (N, C, H, W) -> dw: (O, C, 3, 3), written. Requires winograd_applies(d). Chunk by chunk:
+// the threads transform the chunk's tiles (x -> V, dy -> dM), then share out the 16 GEMMs dU_e += dM_e V_e^T. The
+// chunk width does not depend on the thread count and each dU_e sums the chunks in order, so the result is the same
+// bits at any thread count.
+template <typename T>
+void conv2d_backward_weight_winograd(const Conv2dDims& d, const T* dy, const T* x, T* dw) {
+  const WinogradTiles wt(d);
+  const int64_t tiles = wt.count(d.N), OC = d.O * d.C;
+  if (tiles == 0) {
+    std::fill(dw, dw + OC * 9, T(0));
+    return;
+  }
+  const int threads = conv_threads(d);
+  const int64_t target = std::clamp<int64_t>((int64_t(1) << 19) / (16 * std::max(d.C, d.O)), 128, 2048);
+  const int64_t width = std::min((target + 15) / 16 * 16, tiles);
+  const int64_t chunks = (tiles + width - 1) / width;
+  auto dU = scratch<T>(16 * OC);
+  auto V = scratch<T>(16 * d.C * width);
+  auto M = scratch<T>(16 * d.O * width);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    WinogradScratch<T> sc(std::min(width, wt.TW));
+    const int parts = omp_get_num_threads();
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t t0 = ch * width, t1 = std::min(tiles, t0 + width), cols = t1 - t0;
+#pragma omp for schedule(static)
+      for (int part = 0; part < parts; ++part) {
+        const int64_t a = t0 + cols * part / parts, b = t0 + cols * (part + 1) / parts;
+        if (a == b) continue;
+        winograd_input(d, wt, x, a, b, V.get() + (a - t0), cols, sc);
+        winograd_output_grad(d, wt, dy, a, b, M.get() + (a - t0), cols, sc);
+      }
+#pragma omp for schedule(static)
+      for (int e = 0; e < 16; ++e)
+        gemm_blas(false, true, d.O, d.C, cols, T(1), M.get() + e * d.O * cols, cols, V.get() + e * d.C * cols, cols,
+                  ch == 0 ? T(0) : T(1), dU.get() + e * OC, d.C);
+    }
+  }
+  winograd_weights_backward(d, dU.get(), dw);
+}
+
 // dy: (N, O, OH, OW), w: (O, C, KH, KW) -> dx: (N, C, H, W), written.
 template <typename T>
 void conv2d_backward_input_gemm(const Conv2dDims& d, const T* dy, const T* w, T* dx) {
@@ -1056,8 +1202,8 @@ bool conv2d_cpu_winograd() { return cpu::winograd_in_production(); }
 
 const char* conv2d_cpu_algorithms() {
   return cpu::winograd_in_production()
-             ? "winograd F(2x2,3x3) for 3x3 stride-1 layers (>= 16 channels, >= 16x16 outputs; forward and input "
-               "gradient; FG_CPU_WINOGRAD=0 turns it off), im2col + gemm otherwise"
+             ? "winograd F(2x2,3x3) for 3x3 stride-1 layers (>= 16 channels, >= 16x16 outputs; forward, input and "
+               "weight gradients; FG_CPU_WINOGRAD=0 turns it off), im2col + gemm otherwise"
              : "im2col + gemm (winograd turned off by FG_CPU_WINOGRAD=0)";
 }
 
@@ -1156,10 +1302,18 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
   Tensor dw = Tensor::empty(w_shape, x.dtype());
   const Tensor dyc = grad_out.contiguous(), xc = x.contiguous();
   FG_DISPATCH_FLOATING(x.dtype(), "conv2d", [&] {
-    if (algo == Conv2dAlgo::PLAIN)
-      cpu::conv2d_backward_weight_plain(d, dyc.data<scalar_t>(), xc.data<scalar_t>(), dw.data<scalar_t>());
-    else
-      cpu::conv2d_backward_weight_gemm(d, dyc.data<scalar_t>(), xc.data<scalar_t>(), dw.data<scalar_t>());
+    const scalar_t *pdy = dyc.data<scalar_t>(), *px = xc.data<scalar_t>();
+    scalar_t* pdw = dw.data<scalar_t>();
+    if (algo == Conv2dAlgo::PLAIN) {
+      cpu::conv2d_backward_weight_plain(d, pdy, px, pdw);
+    } else if (algo == Conv2dAlgo::WINOGRAD || (algo == Conv2dAlgo::GEMM && cpu::winograd_pays(d))) {
+      FG_CHECK(cpu::winograd_applies(d), "conv2d backward: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1, "
+                                         "dilation 1 and at least "
+                                             << cpu::kWinogradMinChannels << " input and output channels");
+      cpu::conv2d_backward_weight_winograd(d, pdy, px, pdw);
+    } else {
+      cpu::conv2d_backward_weight_gemm(d, pdy, px, pdw);
+    }
   });
   return dw;
 }

@@ -172,13 +172,17 @@ TEST_P(ConvCases, GemmMatchesPlainF32) {
   const Tensor y = kernels::conv2d_forward(in.x, in.w, in.b, c.g, Conv2dAlgo::PLAIN);
   const Tensor gy = test::random_tensor(y.shape(), 32, DType::F32);
   const Tensor dx = kernels::conv2d_backward_input(gy, in.w, in.x.shape(), c.g, Conv2dAlgo::PLAIN);
-  const Tensor dw = kernels::conv2d_backward_weight(gy, in.x, in.w.shape(), c.g, Conv2dAlgo::PLAIN);
+  // dw sums N*OH*OW products (up to 4,914 here): against the f64 sum of the same f32 inputs, since two f32 orders of
+  // so long a sum (the plain loop's and Winograd's tiles) differ by more than 1e-4 relative on elements that cancel.
+  const Tensor dw64 =
+      kernels::conv2d_backward_weight(gy.to(DType::F64), in.x.to(DType::F64), in.w.shape(), c.g, Conv2dAlgo::PLAIN);
   EXPECT_EQ(y.dtype(), DType::F32);
-  // Sums of up to a few hundred products of numbers in [-1, 1]: f32 rounding stays well inside 1e-5 + 1e-4 |ref|.
+  // y and dx sum at most a few hundred products of numbers in [-1, 1]: f32 rounding stays well inside
+  // 1e-5 + 1e-4 |ref|.
   at_thread_counts([&] {
     EXPECT_ALL_CLOSE(y, kernels::conv2d_forward(in.x, in.w, in.b, c.g), 1e-5, 1e-4);
     EXPECT_ALL_CLOSE(dx, kernels::conv2d_backward_input(gy, in.w, in.x.shape(), c.g), 1e-5, 1e-4);
-    EXPECT_ALL_CLOSE(dw, kernels::conv2d_backward_weight(gy, in.x, in.w.shape(), c.g), 1e-5, 1e-4);
+    EXPECT_LE(test::nmse(dw64, kernels::conv2d_backward_weight(gy, in.x, in.w.shape(), c.g).to(DType::F64)), 1e-10);
   });
 }
 
@@ -246,6 +250,57 @@ TEST_P(WinogradCases, WinogradMatchesPlainAndIm2col) {
     EXPECT_ALL_CLOSE(kernels::conv2d_backward_input(gy32, w32, in.x.shape(), g),
                      (tiles >= 64 && kernels::conv2d_cpu_winograd() ? wino : im2col).to(DType::F32), 0,
                      0);
+  });
+}
+
+// The weight gradient through the same tiles (16 GEMMs over the tiles, then G^T dU G), the same bounds; the production
+// path takes it wherever the forward takes Winograd.
+TEST_P(WinogradCases, WeightGradientMatchesPlainAndIm2col) {
+  const ConvCase& c = GetParam();
+  const kernels::Conv2dGeometry& g = c.g;
+  const ConvInputs in = make_inputs(c, DType::F64, 63);
+  const Tensor y = kernels::conv2d_forward(in.x, in.w, in.b, g, Conv2dAlgo::PLAIN);
+  const Tensor gy = test::random_tensor(y.shape(), 64, DType::F64);
+  const Tensor ref = kernels::conv2d_backward_weight(gy, in.x, in.w.shape(), g, Conv2dAlgo::PLAIN);
+  const Tensor x32 = in.x.to(DType::F32), gy32 = gy.to(DType::F32);
+  Tensor first;
+  at_thread_counts([&] {
+    EXPECT_LE(test::nmse(ref, kernels::conv2d_backward_weight(gy, in.x, in.w.shape(), g, Conv2dAlgo::WINOGRAD)),
+              1e-24);
+    const Tensor wino = kernels::conv2d_backward_weight(gy32, x32, in.w.shape(), g, Conv2dAlgo::WINOGRAD);
+    const Tensor im2col = kernels::conv2d_backward_weight(gy32, x32, in.w.shape(), g, Conv2dAlgo::IM2COL);
+    const std::vector<double> r = ref.to_vector(), wv = wino.to(DType::F64).to_vector(),
+                              iv = im2col.to(DType::F64).to_vector();
+    double err_wino = 0, err_im2col = 0;
+    for (size_t i = 0; i < r.size(); ++i) {
+      err_wino = std::max(err_wino, std::abs(wv[i] - r[i]));
+      err_im2col = std::max(err_im2col, std::abs(iv[i] - r[i]));
+    }
+    EXPECT_LE(err_wino, 8 * err_im2col + 1e-6) << "im2col's largest error " << err_im2col;
+    // The same bits at every thread count: the chunks do not depend on it and each sum runs in chunk order.
+    if (!first.defined()) first = wino;
+    EXPECT_ALL_CLOSE(first, wino, 0, 0);
+    const int64_t tiles = ((y.size(2) + 1) / 2) * ((y.size(3) + 1) / 2);
+    EXPECT_ALL_CLOSE(kernels::conv2d_backward_weight(gy32, x32, in.w.shape(), g),
+                     tiles >= 64 && kernels::conv2d_cpu_winograd() ? wino : im2col, 0, 0);
+  });
+}
+
+// The table's cases fit the weight gradient's tiles in one chunk; 64 channels make chunks of 512 tiles, so these
+// 2 x 24 x 25 tiles take three, the last one partial, and a tile row crosses a chunk boundary.
+TEST(Conv2dWinograd, WeightGradientOverSeveralChunks) {
+  const Conv2dGeometry g{1, 1, 1, 1, 1, 1};
+  const Tensor x = test::random_tensor({2, 64, 48, 50}, 81, DType::F64), w = test::random_tensor({64, 64, 3, 3}, 82);
+  const Tensor gy = test::random_tensor({2, 64, 48, 50}, 83, DType::F64);
+  const Tensor ref = kernels::conv2d_backward_weight(gy, x, w.shape(), g, Conv2dAlgo::PLAIN);
+  EXPECT_LE(test::nmse(ref, kernels::conv2d_backward_weight(gy, x, w.shape(), g, Conv2dAlgo::WINOGRAD)), 1e-24);
+  const Tensor x32 = x.to(DType::F32), gy32 = gy.to(DType::F32);
+  Tensor first;
+  at_thread_counts([&] {
+    const Tensor dw = kernels::conv2d_backward_weight(gy32, x32, w.shape(), g, Conv2dAlgo::WINOGRAD);
+    EXPECT_LE(test::nmse(ref, dw.to(DType::F64)), 1e-10);
+    if (!first.defined()) first = dw;
+    EXPECT_ALL_CLOSE(first, dw, 0, 0);
   });
 }
 
