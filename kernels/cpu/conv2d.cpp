@@ -687,6 +687,25 @@ struct WinogradTiles {
   int64_t count(int64_t N) const { return N * TH * TW; }
 };
 
+// The run of tiles from t along one tile row (at most to t1), and the outputs it covers: image n, tile row th, cnt
+// tiles starting at output column ow0, of which `pairs` have both columns inside OW; two_rows when the tile row's
+// second output row is inside OH.
+struct OutputRun {
+  int64_t n, th, cnt, ow0, pairs;
+  bool two_rows;
+};
+inline OutputRun output_run(const Conv2dDims& d, const WinogradTiles& wt, int64_t t, int64_t t1) {
+  OutputRun r;
+  const int64_t tw0 = t % wt.TW;
+  r.n = t / (wt.TH * wt.TW);
+  r.th = (t / wt.TW) % wt.TH;
+  r.cnt = std::min(wt.TW, tw0 + (t1 - t)) - tw0;
+  r.ow0 = 2 * tw0;
+  r.pairs = std::min(r.cnt, (d.OW - r.ow0) / 2);
+  r.two_rows = 2 * r.th + 1 < d.OH;
+  return r;
+}
+
 // dst[k] = row[first + 2 k] for k in [0, n), 0 where that column lies outside [0, W): one parity of a padded row.
 template <typename T>
 inline void padded_parity(const T* row, int64_t W, int64_t first, int64_t n, T* dst) {
@@ -778,11 +797,9 @@ void winograd_output(const Conv2dDims& d, const WinogradTiles& wt, const T* M, i
   const int64_t P = d.P(), es = d.O * ldm;
   T *y00 = sc.row(0), *y01 = sc.row(1), *y10 = sc.row(2), *y11 = sc.row(3);
   for (int64_t t = t0; t < t1;) {
-    const int64_t n = t / (wt.TH * wt.TW), th = (t / wt.TW) % wt.TH, tw0 = t % wt.TW;
-    const int64_t cnt = std::min(wt.TW, tw0 + (t1 - t)) - tw0;
-    const bool two_rows = 2 * th + 1 < d.OH;
-    const int64_t ow0 = 2 * tw0;
-    const int64_t pairs = std::min(cnt, (d.OW - ow0) / 2);  // tiles with both columns inside
+    const OutputRun r = output_run(d, wt, t, t1);
+    const int64_t n = r.n, th = r.th, cnt = r.cnt, ow0 = r.ow0, pairs = r.pairs;
+    const bool two_rows = r.two_rows;
     for (int64_t o = 0; o < d.O; ++o) {
       const T bias = b ? b[o] : T(0);
       const T* m = M + o * ldm + (t - t0);
@@ -929,11 +946,9 @@ void winograd_output_grad(const Conv2dDims& d, const WinogradTiles& wt, const T*
   const int64_t P = d.P(), es = d.O * ldm;
   T *a = sc.row(0), *b = sc.row(1), *c = sc.row(2), *e = sc.row(3);
   for (int64_t t = t0; t < t1;) {
-    const int64_t n = t / (wt.TH * wt.TW), th = (t / wt.TW) % wt.TH, tw0 = t % wt.TW;
-    const int64_t cnt = std::min(wt.TW, tw0 + (t1 - t)) - tw0;
-    const bool two_rows = 2 * th + 1 < d.OH;
-    const int64_t ow0 = 2 * tw0;
-    const int64_t pairs = std::min(cnt, (d.OW - ow0) / 2);
+    const OutputRun r = output_run(d, wt, t, t1);
+    const int64_t n = r.n, th = r.th, cnt = r.cnt, ow0 = r.ow0, pairs = r.pairs;
+    const bool two_rows = r.two_rows;
     for (int64_t o = 0; o < d.O; ++o) {
       const T* row0 = dy + (n * d.O + o) * P + 2 * th * d.OW + ow0;
       for (int64_t k = 0; k < pairs; ++k) {
