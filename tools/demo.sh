@@ -62,7 +62,9 @@ step "4/4 restore: a damaged piece from the test split and its predicted damage 
 first_test=$(sed -n 2p "$OUT/run/test.csv" | tr -d '"\r')
 sample="$OUT/pieces/damaged/$first_test"
 rm -rf "$OUT/restored"
-"$FG" restore "$sample" -o "$OUT/restored" --model "$OUT/run" --mask
+# --fill classical: the network finds the damage, a classical fill repairs it (docs/training.md, "Finding the
+# damage": on unseen photographs that restores better than the network's own image head).
+"$FG" restore "$sample" -o "$OUT/restored" --model "$OUT/run" --mask --fill classical
 "$FG" metrics "$sample" "$OUT/pieces/clean/$first_test" | grep -E '^(PSNR|SSIM)' | sed 's/^/  damaged vs clean:  /'
 restored=$(find "$OUT/restored" -type f ! -name '*_mask*' | head -1)
 "$FG" metrics "$restored" "$OUT/pieces/clean/$first_test" | grep -E '^(PSNR|SSIM)' | sed 's/^/  restored vs clean: /'
