@@ -280,8 +280,10 @@ Restorer::Restorer(std::unique_ptr<RestorationModel> model, const RestoreOptions
   if (options.fill == "classical") {
     if (mode_ != "dust") throw UsageError("--fill classical is for dust mode (negatives restore their blue channel)");
     if (!model_->predicts_mask())
-      throw UsageError("--fill classical needs a model that predicts a damage mask (a gated one, trained with "
-                       "--gated); this " + model_->config().model + " does not");
+      throw UsageError(
+          "--fill classical needs a model that predicts a damage mask (a gated one, trained with "
+          "--gated); this " +
+          model_->config().model + " does not");
   }
   if (!(options.fill_threshold > 0 && options.fill_threshold < 1))
     throw UsageError("--fill-threshold must be between 0 and 1 (exclusive), got " +
@@ -401,8 +403,8 @@ data::Image Restorer::restore(data::Image image, Tensor* mask, int64_t* tiles) {
 
   const bool shrink = options_.work_size > 0 && std::min(H, W) > options_.work_size;
   const bool classical = options_.fill == "classical";
-  Tensor out = shrink ? run_at_work_size(rgb, with_mask || classical, tiles)
-                      : run_network(rgb, with_mask || classical, tiles);
+  Tensor out =
+      shrink ? run_at_work_size(rgb, with_mask || classical, tiles) : run_network(rgb, with_mask || classical, tiles);
   if (classical) {
     // The network's image is replaced by the classical fill of the hole its mask marks (the same fill and hole as
     // the inpaint row of `filmgrad eval`).

@@ -418,8 +418,7 @@ TEST_F(RestoreCli, ClassicalFillChangesOnlyThePixelsTheMaskMarks) {
   write_test_image(path("fill/in.png"), 3, 64, 96, 8, 41);
   const fg::data::Image in = fg::data::read_image(path("fill/in.png"));
   fg::test::CommandResult r = restore(path("fill/in.png") + " -o " + path("fill_out") +
-                                      " --mask --fill classical --fill-threshold 0.5 --model " +
-                                          path("gated_mixed"));
+                                      " --mask --fill classical --fill-threshold 0.5 --model " + path("gated_mixed"));
   ASSERT_EQ(r.status, 0) << r.out;
   const fg::data::Image out = fg::data::read_image(path("fill_out/in_restored.png"));
   const fg::data::Image mask = fg::data::read_image(path("fill_out/in_restored_mask.png"));
@@ -458,10 +457,10 @@ TEST_F(RestoreCli, ClassicalFillChangesOnlyThePixelsTheMaskMarks) {
   ASSERT_GT(filled, 0);
   EXPECT_GT(changed, 0);
 
-  expect_one_line_error(restore(path("fill/in.png") + " -o " + path("fill_bad") + " --fill median --model " +
-                                path("gated_mixed")),
-                        2, "--fill");
-  expect_one_line_error(restore(path("fill/in.png") + " -o " + path("fill_bad") + " --fill classical --model " +
-                                dust_model()),
-                        2, "damage mask");
+  expect_one_line_error(
+      restore(path("fill/in.png") + " -o " + path("fill_bad") + " --fill median --model " + path("gated_mixed")), 2,
+      "--fill");
+  expect_one_line_error(
+      restore(path("fill/in.png") + " -o " + path("fill_bad") + " --fill classical --model " + dust_model()), 2,
+      "damage mask");
 }
