@@ -9,7 +9,8 @@
 #               the input where it sees no damage) on random 64 px crops of the clean pieces, dust synthesised
 #               afresh every epoch and sized for frames of 128 to 768 px (the `demo` preset)
 #   3. eval     the dissertation's tables and plots on the held-out test pieces, as one HTML report
-#   4. restore  a damaged piece from the test split, and its predicted damage mask
+#   4. restore  a damaged piece from the test split (--fill classical: what the network's mask marks is filled by
+#               harmonic interpolation), and its predicted damage mask
 # Everything is written under $OUT (default demo_out). Environment: BUILD (default build), OUT, PHOTOS (a folder
 # of photos instead of the fetched ones), EPOCHS (training epochs; default from the preset).
 set -euo pipefail
