@@ -26,7 +26,7 @@ std::string help_text() {
   return "usage: filmgrad restore IN... -o OUT --model RUN [--mode dust|negative] [--mask] [--tile 512]\n"
          "                        [--margin PX] [--ramp 32] [--device cpu|cuda] [--format same|png|tif|jpg]\n"
          "                        [--suffix _restored] [--work-size auto|PX] [--overwrite] [--inference-mode]\n"
-         "                        [--f16-weights]\n"
+         "                        [--f16-weights] [--fill network|classical] [--fill-threshold 0.7]\n"
          "\n"
          "Restores images with a trained network, in tiles so that memory stays bounded whatever the image size.\n"
          "IN are image files or folders (searched recursively for .png .tif .tiff .jpg .jpeg .bmp .tga; hidden\n"
@@ -52,6 +52,10 @@ std::string help_text() {
          "                    only what the network changed (its damage mask) to full size; elsewhere the\n"
          "                    pixels stay as they are. auto (default): the largest frame the model's dust was\n"
          "                    sized for in training, when its run recorded one; 0: always at full size\n"
+         "  --fill F          dust, with a model that predicts a damage mask: network (default: the network's\n"
+         "                    output) or classical (the pixels its mask marks, dilated by 1 px, filled from the\n"
+         "                    pixels around them by harmonic interpolation; every other pixel kept as it is)\n"
+         "  --fill-threshold T  the mask value over which --fill classical fills a pixel (default 0.7)\n"
          "  --overwrite       replace outputs that exist (without it, an existing output stops the run)\n"
          "  --inference-mode  fold the BatchNorms into the convolutions once after loading (the same result up to\n"
          "                    float rounding, a little faster; docs/embedding.md)\n"
@@ -65,7 +69,7 @@ const std::vector<OptionSpec>& option_specs() {
   static const std::vector<OptionSpec> specs = {
       {"-o"},      {"--output"}, {"--model"},  {"--mode"},   {"--mask", 0},      {"--tile"},
       {"--margin"}, {"--ramp"},  {"--device"}, {"--format"}, {"--suffix"}, {"--overwrite", 0}, {"--work-size"},
-      {"--inference-mode", 0}, {"--f16-weights", 0},
+      {"--inference-mode", 0}, {"--f16-weights", 0}, {"--fill"}, {"--fill-threshold"},
   };
   return specs;
 }
@@ -131,6 +135,8 @@ int cmd_restore(int argc, char** argv) {
   }
   options.inference_mode = args.has("--inference-mode");
   options.f16_weights = args.has("--f16-weights");
+  options.fill = args.text("--fill", options.fill);
+  options.fill_threshold = args.positive_number("--fill-threshold", options.fill_threshold);
   if (options.suffix.find('/') != std::string::npos) throw UsageError("--suffix must not contain '/'");
   (void)parse_device(options.device);  // a bad name is a usage mistake, found before the model loads
   if (::isatty(STDERR_FILENO)) {

@@ -19,6 +19,7 @@
 #include "apps/args.h"
 #include "apps/json.h"
 #include "autograd/variable.h"
+#include "data/inpaint.h"
 #include "data/resize.h"
 #include "models/inference.h"
 #include "nn/checkpoint.h"
@@ -274,6 +275,19 @@ Restorer::Restorer(std::unique_ptr<RestorationModel> model, const RestoreOptions
   device_ = parse_device(options.device);
 
   set_tiling(options.tile, options.margin, options.ramp);
+  if (options.fill != "network" && options.fill != "classical")
+    throw UsageError("--fill must be network or classical, got '" + options.fill + "'");
+  if (options.fill == "classical") {
+    if (mode_ != "dust") throw UsageError("--fill classical is for dust mode (negatives restore their blue channel)");
+    if (!model_->predicts_mask())
+      throw UsageError(
+          "--fill classical needs a model that predicts a damage mask (a gated one, trained with "
+          "--gated); this " +
+          model_->config().model + " does not");
+  }
+  if (!(options.fill_threshold > 0 && options.fill_threshold < 1))
+    throw UsageError("--fill-threshold must be between 0 and 1 (exclusive), got " +
+                     std::to_string(options.fill_threshold));
 
   model_->module().eval();
   if (options.f16_weights && !device_.is_cpu())
@@ -388,7 +402,16 @@ data::Image Restorer::restore(data::Image image, Tensor* mask, int64_t* tiles) {
   image.pixels = Tensor();  // when the image was RGB, rgb still holds its pixels; otherwise they are freed here
 
   const bool shrink = options_.work_size > 0 && std::min(H, W) > options_.work_size;
-  Tensor out = shrink ? run_at_work_size(rgb, with_mask, tiles) : run_network(rgb, with_mask, tiles);
+  const bool classical = options_.fill == "classical";
+  Tensor out =
+      shrink ? run_at_work_size(rgb, with_mask || classical, tiles) : run_network(rgb, with_mask || classical, tiles);
+  if (classical) {
+    // The network's image is replaced by the classical fill of the hole its mask marks (the same fill and hole as
+    // the inpaint row of `filmgrad eval`).
+    const Tensor hole = data::hole_from_mask(out.narrow(0, 3, 1).contiguous(), options_.fill_threshold);
+    out.narrow(0, 0, 3).copy_(data::inpaint_diffusion(rgb, hole));
+    if (!with_mask) out = out.narrow(0, 0, 3).contiguous();
+  }
   rgb = Tensor();
   return_freed_memory();  // the input's block and the tiles' blocks: what follows (encoding the file) needs others
   if (with_mask) *mask = out.narrow(0, 3, 1).contiguous();

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # `make demo`: the whole job on real photographs, on the CPU, in a few minutes, with the same subcommands a user
 # runs at full scale:
-#   0. fetch    29 photographs from Debian's wallpaper packages (tools/fetch_photos.sh: MATE's nature photos and
-#               Ubuntu's photo-contest pictures; KDE's are kept unseen), once, into $OUT/photos
+#   0. fetch    98 photographs from Debian's packages (tools/fetch_photos.sh: MATE's, LXQt's and Ubuntu's wallpaper
+#               photographs, Tux Paint's photo templates, OpenCV's, scikit-image's and Matplotlib's sample
+#               photographs; KDE's are kept unseen), once, into $OUT/photos
 #   1. synth    cut them into 128 px pieces (damaged/clean pairs)
 #   2. train    a small-width gated Dynamic U-Net (the dissertation's network with a damage-mask head that keeps
 #               the input where it sees no damage) on random 64 px crops of the clean pieces, dust synthesised
 #               afresh every epoch and sized for frames of 128 to 768 px (the `demo` preset)
 #   3. eval     the dissertation's tables and plots on the held-out test pieces, as one HTML report
-#   4. restore  a damaged piece from the test split, and its predicted damage mask
+#   4. restore  a damaged piece from the test split (--fill classical: what the network's mask marks is filled by
+#               harmonic interpolation), and its predicted damage mask
 # Everything is written under $OUT (default demo_out). Environment: BUILD (default build), OUT, PHOTOS (a folder
 # of photos instead of the fetched ones), EPOCHS (training epochs; default from the preset).
 set -euo pipefail
@@ -43,8 +45,8 @@ if [ ! -d "$PHOTOS" ]; then
 fi
 
 step "1/4 synth: 128 px pieces of the photographs in $PHOTOS"
-# Four pieces per photograph: 116 from the 29 fetched photos, fewer than the first demo's 144 from 12, so the
-# training stays within its time (each piece is trained on twice per epoch).
+# Four pieces per photograph: 392 from the 98 fetched photos. The preset's 7 epochs of 2 crops per piece are about
+# the training work of the 24 epochs it ran on the 116 pieces of the first 29 photos (docs/training.md).
 "$FG" synth "$PHOTOS" -o "$OUT/pieces" --size 128 --load-size 384 --samples-per-image 4 --seed 1 \
   --log-every 0 --overwrite
 
@@ -61,7 +63,9 @@ step "4/4 restore: a damaged piece from the test split and its predicted damage 
 first_test=$(sed -n 2p "$OUT/run/test.csv" | tr -d '"\r')
 sample="$OUT/pieces/damaged/$first_test"
 rm -rf "$OUT/restored"
-"$FG" restore "$sample" -o "$OUT/restored" --model "$OUT/run" --mask
+# --fill classical: the network finds the damage, a classical fill repairs it (docs/training.md, "Finding the
+# damage": on unseen photographs that restores better than the network's own image head).
+"$FG" restore "$sample" -o "$OUT/restored" --model "$OUT/run" --mask --fill classical
 "$FG" metrics "$sample" "$OUT/pieces/clean/$first_test" | grep -E '^(PSNR|SSIM)' | sed 's/^/  damaged vs clean:  /'
 restored=$(find "$OUT/restored" -type f ! -name '*_mask*' | head -1)
 "$FG" metrics "$restored" "$OUT/pieces/clean/$first_test" | grep -E '^(PSNR|SSIM)' | sed 's/^/  restored vs clean: /'

@@ -4,7 +4,7 @@
 #   tools/install_deps.sh           what building and testing need
 #   tools/install_deps.sh --golden  also PyTorch, torchvision and scikit-image, which only the golden-file scripts use
 #   tools/install_deps.sh --demo    also mate-backgrounds: nature photographs, what `make demo` trains on when
-#                                   tools/fetch_photos.sh cannot download its 29 photographs (offline)
+#                                   tools/fetch_photos.sh cannot download its photographs (offline)
 #   tools/install_deps.sh --score   also scikit-image, SciPy and Pillow, for the outside check of a dust model
 #                                   (tools/check_unseen.sh, tools/score_restoration.py)
 #   tools/install_deps.sh --fuzz    also clang, its libFuzzer and sanitizer runtimes (libclang-rt-dev: on Debian

@@ -407,3 +407,60 @@ TEST_F(RestoreCli, WorkSizeRestoresLargeImagesAtTheTrainingScale) {
                                 path("gated_quiet")),
                         2, "--work-size");
 }
+
+// --fill classical: the network only finds the damage; the pixels its mask marks (here > 0.5, dilated by 1 px) are
+// filled by harmonic interpolation (data/inpaint.h) and every other pixel comes back bit for bit. A mask head with
+// bias 0 on random weights marks some pixels and not others. Pixels whose 3 x 3 neighbourhood is below 0.45 in the
+// written 8-bit mask (0.05 from the threshold: the mask file is rounded to 1/255) are outside the hole and must be
+// unchanged; filled pixels are means of known ones, so they stay within the image's range (the maximum principle).
+TEST_F(RestoreCli, ClassicalFillChangesOnlyThePixelsTheMaskMarks) {
+  save_gated(path("gated_mixed/model.safetensors"), 0.0f, 0);
+  write_test_image(path("fill/in.png"), 3, 64, 96, 8, 41);
+  const fg::data::Image in = fg::data::read_image(path("fill/in.png"));
+  fg::test::CommandResult r = restore(path("fill/in.png") + " -o " + path("fill_out") +
+                                      " --mask --fill classical --fill-threshold 0.5 --model " + path("gated_mixed"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  const fg::data::Image out = fg::data::read_image(path("fill_out/in_restored.png"));
+  const fg::data::Image mask = fg::data::read_image(path("fill_out/in_restored_mask.png"));
+  const int64_t H = 64, W = 96;
+  ASSERT_EQ(out.height(), H);
+  ASSERT_EQ(out.width(), W);
+  const std::vector<float> x = in.pixels.to_vector_f32(), y = out.pixels.to_vector_f32(),
+                           m = mask.pixels.to_vector_f32();
+  const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
+  int64_t kept = 0, filled = 0, changed = 0;
+  for (int64_t i = 0; i < H; ++i)
+    for (int64_t j = 0; j < W; ++j) {
+      float near_max = 0;
+      for (int64_t di = -1; di <= 1; ++di)
+        for (int64_t dj = -1; dj <= 1; ++dj) {
+          const int64_t a = std::clamp<int64_t>(i + di, 0, H - 1), b = std::clamp<int64_t>(j + dj, 0, W - 1);
+          near_max = std::max(near_max, m[size_t(a * W + b)]);
+        }
+      const bool hole = m[size_t(i * W + j)] > 0.55f;
+      kept += near_max < 0.45f;
+      filled += hole;
+      for (int64_t c = 0; c < 3; ++c) {
+        const size_t k = size_t((c * H + i) * W + j);
+        if (near_max < 0.45f) {
+          ASSERT_EQ(y[k], x[k]) << "pixel (" << i << ", " << j << ") outside the hole changed";
+        }
+        if (hole) {
+          EXPECT_GE(y[k], *lo) << "pixel (" << i << ", " << j << ")";
+          EXPECT_LE(y[k], *hi) << "pixel (" << i << ", " << j << ")";
+        }
+        changed += y[k] != x[k];
+      }
+    }
+  // The case is only a test when the mask marks some pixels and leaves others.
+  ASSERT_GT(kept, 0);
+  ASSERT_GT(filled, 0);
+  EXPECT_GT(changed, 0);
+
+  expect_one_line_error(
+      restore(path("fill/in.png") + " -o " + path("fill_bad") + " --fill median --model " + path("gated_mixed")), 2,
+      "--fill");
+  expect_one_line_error(
+      restore(path("fill/in.png") + " -o " + path("fill_bad") + " --fill classical --model " + dust_model()), 2,
+      "damage mask");
+}

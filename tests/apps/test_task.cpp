@@ -269,7 +269,11 @@ TEST(GatedRestorationModel, LossAddsTheMaskTermAndMaskIsTheSigmoid) {
   const data::Batch b = dusty_batch(2, 32, 1);
   const LossValue v = m.loss(b);
   ASSERT_EQ(v.terms.count("bce_mask"), 1u);
-  EXPECT_NEAR(v.terms.at("total"), v.terms.at("mse") + v.terms.at("bce_mask"), 1e-6);
+  ASSERT_EQ(v.terms.count("fill"), 1u);  // the image head's MSE inside the damage
+  EXPECT_GT(v.terms.at("fill"), 0.0);
+  // The total is an f32 sum of terms of order 1 (the mask's BCE is weighted 3x): a few f32 ulps (1.2e-7 each).
+  EXPECT_NEAR(v.terms.at("total"), v.terms.at("mse") + v.terms.at("bce_mask") + v.terms.at("fill"),
+              1e-6 * std::max(1.0, v.terms.at("total")));
   data::Batch no_mask = b;
   no_mask.mask = Tensor();
   EXPECT_NE(test::error_of([&] { m.loss(no_mask); }).find("true damage mask"), std::string::npos);
