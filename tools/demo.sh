@@ -17,32 +17,9 @@ set -euo pipefail
 
 BUILD=${BUILD:-build}
 OUT=${OUT:-demo_out}
-FG="$BUILD/filmgrad"
-
-if [ ! -x "$FG" ]; then
-  echo "demo: error: $FG is not built; run 'make demo' (it builds first)" >&2
-  exit 1
-fi
-mkdir -p "$OUT"
-start=$(date +%s)
-step() { echo; echo "== $* ($(( $(date +%s) - start )) s)"; }
-
-if [ -z "${PHOTOS:-}" ]; then
-  PHOTOS="$OUT/photos"
-  if [ -z "$(find "$PHOTOS" -type f 2>/dev/null | head -1)" ]; then
-    step "0/4 fetch: photographs from Debian's wallpaper packages"
-    if ! bash "$(dirname "$0")/fetch_photos.sh" "$PHOTOS"; then
-      # Offline: the mate-backgrounds nature photos that tools/install_deps.sh --demo installs.
-      PHOTOS=/usr/share/backgrounds/mate/nature
-      echo "demo: fetching failed; using the installed $PHOTOS instead" >&2
-    fi
-  fi
-fi
-if [ ! -d "$PHOTOS" ]; then
-  echo "demo: error: no photos in '$PHOTOS'; install them with 'tools/install_deps.sh --demo' (Debian's" \
-       "mate-backgrounds), run tools/fetch_photos.sh, or set PHOTOS to a folder of photographs" >&2
-  exit 1
-fi
+# shellcheck source=tools/demo_common.sh
+. "$(dirname "$0")/demo_common.sh"
+demo_setup demo demo
 
 step "1/4 synth: 128 px pieces of the photographs in $PHOTOS"
 # Four pieces per photograph: 392 from the 98 fetched photos. The preset's 7 epochs of 2 crops per piece are about

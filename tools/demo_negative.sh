@@ -17,25 +17,10 @@ set -euo pipefail
 BUILD=${BUILD:-build}
 OUT=${OUT:-demo_negative_out}
 EPOCHS=${EPOCHS:-30}
-FG="$BUILD/filmgrad"
 here=$(cd "$(dirname "$0")" && pwd)
-
-if [ ! -x "$FG" ]; then
-  echo "demo_negative: error: $FG is not built; run 'make demo-negative' (it builds first)" >&2
-  exit 1
-fi
-mkdir -p "$OUT"
-start=$(date +%s)
-step() { echo; echo "== $* ($(( $(date +%s) - start )) s)"; }
-
-if [ -z "${PHOTOS:-}" ]; then
-  PHOTOS="$OUT/photos"
-  if [ -z "$(find "$PHOTOS" -type f 2>/dev/null | head -1)" ]; then
-    step "0/4 fetch: photographs from Debian's wallpaper packages"
-    bash "$here/fetch_photos.sh" "$PHOTOS"
-  fi
-fi
-[ -d "$PHOTOS" ] || { echo "demo_negative: error: no photos in '$PHOTOS'; set PHOTOS to a folder of photographs" >&2; exit 1; }
+# shellcheck source=tools/demo_common.sh
+. "$here/demo_common.sh"
+demo_setup demo_negative demo-negative
 
 step "1/4 synth: 128 px pieces of the photographs in $PHOTOS"
 "$FG" synth "$PHOTOS" -o "$OUT/pieces" --task negative --size 128 --load-size 384 --samples-per-image 4 --seed 1 \
