@@ -27,6 +27,7 @@ std::string help_text() {
          "                        [--margin PX] [--ramp 32] [--device cpu|cuda] [--format same|png|tif|jpg]\n"
          "                        [--suffix _restored] [--work-size auto|PX] [--overwrite] [--inference-mode]\n"
          "                        [--f16-weights] [--fill network|classical] [--fill-threshold 0.7]\n"
+         "                        [--fill-check neutral|none]\n"
          "\n"
          "Restores images with a trained network, in tiles so that memory stays bounded whatever the image size.\n"
          "IN are image files or folders (searched recursively for .png .tif .tiff .jpg .jpeg .bmp .tga; hidden\n"
@@ -56,6 +57,9 @@ std::string help_text() {
          "                    output) or classical (the pixels its mask marks, dilated by 1 px, filled from the\n"
          "                    pixels around them by harmonic interpolation; every other pixel kept as it is)\n"
          "  --fill-threshold T  the mask value over which --fill classical fills a pixel (default 0.7)\n"
+         "  --fill-check C    with --fill classical: neutral (default) puts back the filled spots whose change is\n"
+         "                    not a blend towards white or black alike in every channel (dust blocks all colours\n"
+         "                    alike; a coloured change is texture the mask mistook for damage); none keeps all\n"
          "  --overwrite       replace outputs that exist (without it, an existing output stops the run)\n"
          "  --inference-mode  fold the BatchNorms into the convolutions once after loading (the same result up to\n"
          "                    float rounding, a little faster; docs/embedding.md)\n"
@@ -69,7 +73,7 @@ const std::vector<OptionSpec>& option_specs() {
   static const std::vector<OptionSpec> specs = {
       {"-o"},      {"--output"}, {"--model"},  {"--mode"},   {"--mask", 0},      {"--tile"},
       {"--margin"}, {"--ramp"},  {"--device"}, {"--format"}, {"--suffix"}, {"--overwrite", 0}, {"--work-size"},
-      {"--inference-mode", 0}, {"--f16-weights", 0}, {"--fill"}, {"--fill-threshold"},
+      {"--inference-mode", 0}, {"--f16-weights", 0}, {"--fill"}, {"--fill-threshold"}, {"--fill-check"},
   };
   return specs;
 }
@@ -137,6 +141,7 @@ int cmd_restore(int argc, char** argv) {
   options.f16_weights = args.has("--f16-weights");
   options.fill = args.text("--fill", options.fill);
   options.fill_threshold = args.positive_number("--fill-threshold", options.fill_threshold);
+  options.fill_check = args.text("--fill-check", options.fill_check);
   if (options.suffix.find('/') != std::string::npos) throw UsageError("--suffix must not contain '/'");
   (void)parse_device(options.device);  // a bad name is a usage mistake, found before the model loads
   if (::isatty(STDERR_FILENO)) {

@@ -19,6 +19,7 @@
 #include "apps/args.h"
 #include "apps/json.h"
 #include "autograd/variable.h"
+#include "data/fill_check.h"
 #include "data/inpaint.h"
 #include "data/resize.h"
 #include "models/inference.h"
@@ -285,6 +286,8 @@ Restorer::Restorer(std::unique_ptr<RestorationModel> model, const RestoreOptions
           "--gated); this " +
           model_->config().model + " does not");
   }
+  if (options.fill_check != "neutral" && options.fill_check != "none")
+    throw UsageError("--fill-check must be neutral or none, got '" + options.fill_check + "'");
   if (!(options.fill_threshold > 0 && options.fill_threshold < 1))
     throw UsageError("--fill-threshold must be between 0 and 1 (exclusive), got " +
                      std::to_string(options.fill_threshold));
@@ -409,7 +412,22 @@ data::Image Restorer::restore(data::Image image, Tensor* mask, int64_t* tiles) {
     // The network's image is replaced by the classical fill of the hole its mask marks (the same fill and hole as
     // the inpaint row of `filmgrad eval`).
     const Tensor hole = data::hole_from_mask(out.narrow(0, 3, 1).contiguous(), options_.fill_threshold);
-    out.narrow(0, 0, 3).copy_(data::inpaint_diffusion(rgb, hole));
+    const Tensor filled = data::inpaint_diffusion(rgb, hole);
+    if (options_.fill_check == "neutral") {
+      // The components whose change is not neutral come back as they were.
+      const Tensor keep = data::neutral_components(rgb, filled, hole);
+      const Tensor input = rgb.contiguous();
+      const float* k = keep.data<float>();
+      const int64_t plane = H * W;
+      for (int64_t ch = 0; ch < 3; ++ch) {  // out is a contiguous (4, H, W): its RGB planes come first
+        const float* f = filled.data<float>() + ch * plane;
+        const float* in = input.data<float>() + ch * plane;
+        float* o = out.data<float>() + ch * plane;
+        for (int64_t i = 0; i < plane; ++i) o[i] = k[i] > 0.5f ? f[i] : in[i];
+      }
+    } else {
+      out.narrow(0, 0, 3).copy_(filled);
+    }
     if (!with_mask) out = out.narrow(0, 0, 3).contiguous();
   }
   rgb = Tensor();

@@ -49,6 +49,10 @@ struct RestoreOptions {
   // 0.7 (fewer false alarms on clean photographs than at 0.5, for a little less of the damage).
   std::string fill = "network";
   double fill_threshold = 0.7;
+  // With fill "classical": "neutral" keeps only the filled components whose change is a blend towards white or
+  // black alike in every channel, as dust's is (data::neutral_components; the rest are put back as they were),
+  // "none" keeps every fill.
+  std::string fill_check = "neutral";
   int jpeg_quality = 95;
   // models/inference.h, applied by the Restorer once: fold the BatchNorms (same results up to float rounding), and
   // store the weights in f16 (CPU only; a UsageError on another device).

@@ -409,16 +409,18 @@ TEST_F(RestoreCli, WorkSizeRestoresLargeImagesAtTheTrainingScale) {
 }
 
 // --fill classical: the network only finds the damage; the pixels its mask marks (here > 0.5, dilated by 1 px) are
-// filled by harmonic interpolation (data/inpaint.h) and every other pixel comes back bit for bit. A mask head with
-// bias 0 on random weights marks some pixels and not others. Pixels whose 3 x 3 neighbourhood is below 0.45 in the
-// written 8-bit mask (0.05 from the threshold: the mask file is rounded to 1/255) are outside the hole and must be
-// unchanged; filled pixels are means of known ones, so they stay within the image's range (the maximum principle).
+// filled by harmonic interpolation (data/inpaint.h) and every other pixel comes back bit for bit (--fill-check none;
+// the default neutral check then puts some fills back). A mask head with bias 0 on random weights marks some pixels and
+// not others. Pixels whose 3 x 3 neighbourhood is below 0.45 in the written 8-bit mask (0.05 from the threshold: the
+// mask file is rounded to 1/255) are outside the hole and must be unchanged; filled pixels are means of known ones, so
+// they stay within the image's range (the maximum principle).
 TEST_F(RestoreCli, ClassicalFillChangesOnlyThePixelsTheMaskMarks) {
   save_gated(path("gated_mixed/model.safetensors"), 0.0f, 0);
   write_test_image(path("fill/in.png"), 3, 64, 96, 8, 41);
   const fg::data::Image in = fg::data::read_image(path("fill/in.png"));
   fg::test::CommandResult r = restore(path("fill/in.png") + " -o " + path("fill_out") +
-                                      " --mask --fill classical --fill-threshold 0.5 --model " + path("gated_mixed"));
+                                      " --mask --fill classical --fill-threshold 0.5 --fill-check none --model " +
+                                      path("gated_mixed"));
   ASSERT_EQ(r.status, 0) << r.out;
   const fg::data::Image out = fg::data::read_image(path("fill_out/in_restored.png"));
   const fg::data::Image mask = fg::data::read_image(path("fill_out/in_restored_mask.png"));
@@ -457,9 +459,26 @@ TEST_F(RestoreCli, ClassicalFillChangesOnlyThePixelsTheMaskMarks) {
   ASSERT_GT(filled, 0);
   EXPECT_GT(changed, 0);
 
+  // The neutral check (the default) puts back the filled spots whose change is not a blend towards white or black
+  // (data/fill_check.h; on this random image most are not): each pixel is then the input's or the fill's.
+  r = restore(path("fill/in.png") + " -o " + path("fill_neutral") + " --fill classical --fill-threshold 0.5 --model " +
+              path("gated_mixed"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::vector<float> z = fg::data::read_image(path("fill_neutral/in_restored.png")).pixels.to_vector_f32();
+  ASSERT_EQ(z.size(), x.size());
+  int64_t put_back = 0;
+  for (size_t k = 0; k < z.size(); ++k) {
+    ASSERT_TRUE(z[k] == x[k] || z[k] == y[k]) << "value " << k << " is neither the input's nor the fill's";
+    put_back += y[k] != x[k] && z[k] == x[k];
+  }
+  EXPECT_GT(put_back, 0);
+
   expect_one_line_error(
       restore(path("fill/in.png") + " -o " + path("fill_bad") + " --fill median --model " + path("gated_mixed")), 2,
       "--fill");
+  expect_one_line_error(restore(path("fill/in.png") + " -o " + path("fill_bad") +
+                                " --fill classical --fill-check maybe --model " + path("gated_mixed")),
+                        2, "--fill-check");
   expect_one_line_error(
       restore(path("fill/in.png") + " -o " + path("fill_bad") + " --fill classical --model " + dust_model()), 2,
       "damage mask");
