@@ -327,6 +327,30 @@ void Restorer::set_tiling(int64_t tile, int64_t margin, int64_t ramp) {
                      " or lower --margin/--ramp");
 }
 
+namespace {
+
+// A (C, H, W) f32 CPU tensor mirrored left-right and/or up-down (its own inverse), contiguous.
+Tensor mirrored(const Tensor& t, bool left_right, bool up_down) {
+  const Tensor in = t.contiguous();
+  const int64_t C = in.size(0), H = in.size(1), W = in.size(2);
+  Tensor out = Tensor::empty({C, H, W});
+  const float* s = in.data<float>();
+  float* d = out.data<float>();
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t y = 0; y < H; ++y) {
+      const float* row = s + (c * H + (up_down ? H - 1 - y : y)) * W;
+      float* o = d + (c * H + y) * W;
+      if (left_right) {
+        for (int64_t x = 0; x < W; ++x) o[x] = row[W - 1 - x];
+      } else {
+        std::copy(row, row + W, o);
+      }
+    }
+  return out;
+}
+
+}  // namespace
+
 // (3, H, W) f32 CPU in [0, 1] -> (out_channels [+ 1 mask channel], H, W) f32 CPU, one tile at a time.
 Tensor Restorer::run_network(const Tensor& rgb, bool with_mask, int64_t* tiles) {
   const int64_t out_c = model_->out_channels();
@@ -334,7 +358,7 @@ Tensor Restorer::run_network(const Tensor& rgb, bool with_mask, int64_t* tiles) 
   RestorationModel& model = *model_;
   // Only the tile's input, output and one layer's activations at a time are alive: no graph is recorded, and in
   // eval mode nothing is kept for a backward.
-  const data::TileFunction fn = [&model, device, out_c, with_mask](const Tensor& tile) -> Tensor {
+  const data::TileFunction once = [&model, device, out_c, with_mask](const Tensor& tile) -> Tensor {
     NoGradGuard no_grad;
     const Tensor x = tile.unsqueeze(0).to(device);
     if (!with_mask) return model.predict(Variable(x)).data().squeeze(0).to(Device::cpu());
@@ -347,6 +371,20 @@ Tensor Restorer::run_network(const Tensor& rgb, bool with_mask, int64_t* tiles) 
     both.narrow(0, out_c, 1).copy_(mask.to(Device::cpu()));
     return both;
   };
+  // --flip-average: the mean of the four mirrored tiles' results, each mirrored back.
+  const data::TileFunction averaged = [&once](const Tensor& tile) -> Tensor {
+    Tensor sum = once(tile).contiguous();
+    float* s = sum.data<float>();
+    for (int k = 1; k < 4; ++k) {
+      const bool lr = k & 1, ud = k & 2;
+      const Tensor r = mirrored(once(mirrored(tile, lr, ud)), lr, ud);
+      const float* p = r.data<float>();
+      for (int64_t i = 0; i < sum.numel(); ++i) s[i] += p[i];
+    }
+    for (int64_t i = 0; i < sum.numel(); ++i) s[i] *= 0.25f;
+    return sum;
+  };
+  const data::TileFunction& fn = options_.flip_average ? averaged : once;
   if (tiles) *tiles = data::count_tiles(rgb.size(1), rgb.size(2), tile_options_);
   return data::run_tiled(rgb, fn, out_c + (with_mask ? 1 : 0), tile_options_, options_.on_tile);
 }

@@ -53,6 +53,10 @@ struct RestoreOptions {
   // black alike in every channel, as dust's is (data::neutral_components; the rest are put back as they were),
   // "none" keeps every fill.
   std::string fill_check = "neutral";
+  // Average the network over the image and its three mirror images (left-right, up-down, both), each tile: four
+  // forwards instead of one. The mask's false alarms and misses that depend on the orientation average out
+  // (docs/restore.md gives the measured effect).
+  bool flip_average = false;
   int jpeg_quality = 95;
   // models/inference.h, applied by the Restorer once: fold the BatchNorms (same results up to float rounding), and
   // store the weights in f16 (CPU only; a UsageError on another device).
