@@ -1,8 +1,9 @@
-// The diffusion inpainting of data/inpaint.h.
+// The diffusion and biharmonic inpainting of data/inpaint.h.
 #include "data/inpaint.h"
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "tensor/error.h"
@@ -24,14 +25,216 @@ Tensor mask_plane(const Tensor& mask, int64_t H, int64_t W, const char* op) {
   return m.contiguous();
 }
 
+
+void check_image(const Tensor& image, const char* op) {
+  FG_CHECK(image.defined() && image.dim() == 3 && image.dtype() == DType::F32 && image.device().is_cpu() &&
+               image.size(0) >= 1 && image.size(1) >= 1 && image.size(2) >= 1,
+           op << ": expected a non-empty (C, H, W) f32 CPU image, got "
+              << (image.defined() ? shape_str(image.shape()) + " " + dtype_name(image.dtype())
+                                  : std::string("an undefined tensor")));
+}
+
+// One connected piece of a biharmonic fill's hole (data/inpaint.h), solved on its own.
+//   tag: per image pixel, kKnown, kHole (not yet solved), kSolved, or, while this component is solved, its local
+//   index: the n hole pixels 0 .. n-1 first, then the known pixels whose stencil holds one of them.
+constexpr int32_t kKnown = -1, kHole = -2, kSolved = -3;
+
+struct BiharmonicSolver {
+  BiharmonicSolver(int64_t C_, int64_t H_, int64_t W_, float* image_, const std::vector<double>& lo_,
+                   const std::vector<double>& hi_, const InpaintOptions& options_, std::vector<int32_t>& tag_)
+      : C(C_), H(H_), W(W_), image(image_), lo(&lo_), hi(&hi_), options(&options_), tag(&tag_) {}
+
+  int64_t C, H, W;
+  float* image;                   // (C, H, W), known pixels read, the hole written
+  const std::vector<double>* lo;  // per channel: the clamp range (the known pixels' range)
+  const std::vector<double>* hi;
+  const InpaintOptions* options;
+  std::vector<int32_t>* tag;
+
+  // Scratch, reused from one component to the next.
+  std::vector<int64_t> sites;
+  std::vector<int32_t> idx;  // 5 stencil entries per site: the centre first, then the in-image neighbours
+  std::vector<double> coef;  // their coefficients (-count, 1), 0 with idx -1 where a neighbour is known or absent
+  std::vector<double> known;  // per site and channel: the known pixels' part of L_s
+  std::vector<double> diag, x, rhs, r, z, p, q, t;
+  std::vector<int64_t> pending, ring, rest;
+  std::vector<uint8_t> filled;
+  std::vector<double> ring_values;
+
+  double value(int64_t c, int64_t i) const { return double(image[c * H * W + i]); }
+
+  // y = L_h^T L_h v over this component's sites.
+  void apply(const std::vector<double>& v, std::vector<double>& y) {
+    const size_t S = sites.size(), n = y.size();
+    for (size_t s = 0; s < S; ++s) {
+      double sum = 0.0;
+      for (size_t e = 5 * s; e < 5 * s + 5; ++e)
+        if (idx[e] >= 0) sum += coef[e] * v[size_t(idx[e])];
+      t[s] = sum;
+    }
+    std::fill(y.begin(), y.begin() + std::ptrdiff_t(n), 0.0);
+    for (size_t s = 0; s < S; ++s)
+      for (size_t e = 5 * s; e < 5 * s + 5; ++e)
+        if (idx[e] >= 0) y[size_t(idx[e])] += coef[e] * t[s];
+  }
+
+  void solve(const std::vector<int64_t>& hole) {
+    std::vector<int32_t>& tg = *tag;
+    const size_t n = hole.size();
+    sites.assign(hole.begin(), hole.end());
+    for (size_t k = 0; k < n; ++k) tg[size_t(hole[k])] = int32_t(k);
+    for (size_t k = 0; k < n; ++k) {
+      const int64_t i = hole[k], y = i / W, xx = i % W;
+      for (int64_t j : {y > 0 ? i - W : -1, y + 1 < H ? i + W : -1, xx > 0 ? i - 1 : -1, xx + 1 < W ? i + 1 : -1})
+        if (j >= 0 && tg[size_t(j)] == kKnown) {
+          tg[size_t(j)] = int32_t(sites.size());
+          sites.push_back(j);
+        }
+    }
+    const size_t S = sites.size();
+
+    // The stencils: L_s u = sum of the in-image neighbours - their count * u_s.
+    idx.assign(5 * S, -1);
+    coef.assign(5 * S, 0.0);
+    known.assign(S * size_t(C), 0.0);
+    diag.assign(n, 0.0);
+    for (size_t s = 0; s < S; ++s) {
+      const int64_t i = sites[s], y = i / W, xx = i % W;
+      const int64_t neighbours[4] = {y > 0 ? i - W : -1, y + 1 < H ? i + W : -1, xx > 0 ? i - 1 : -1,
+                                     xx + 1 < W ? i + 1 : -1};
+      int count = 0;
+      for (int64_t j : neighbours) count += j >= 0;
+      for (int e = 0; e < 5; ++e) {
+        const int64_t j = e == 0 ? i : neighbours[e - 1];
+        if (j < 0) continue;
+        const double a = e == 0 ? -double(count) : 1.0;
+        const int32_t local = tg[size_t(j)];
+        if (local >= 0 && size_t(local) < n) {
+          idx[5 * s + size_t(e)] = local;
+          coef[5 * s + size_t(e)] = a;
+          diag[size_t(local)] += a * a;
+        } else {
+          for (int64_t c = 0; c < C; ++c) known[s * size_t(C) + size_t(c)] += a * value(c, j);
+        }
+      }
+    }
+
+    // The start: the harmonic fill of the component, per channel in x[c * n + k]. Onion peel first (the mean of
+    // the known or already filled 8-neighbours, ring by ring from the outside in), as inpaint_diffusion does.
+    x.assign(n * size_t(C), 0.0);
+    filled.assign(n, 0);
+    pending.resize(n);
+    for (size_t k = 0; k < n; ++k) pending[k] = int64_t(k);
+    std::vector<double> sums(static_cast<size_t>(C));
+    while (!pending.empty()) {
+      ring.clear();
+      rest.clear();
+      ring_values.clear();
+      for (int64_t k : pending) {
+        const int64_t i = hole[size_t(k)], y = i / W, xx = i % W;
+        int count = 0;
+        std::fill(sums.begin(), sums.end(), 0.0);
+        for (int64_t yy = std::max<int64_t>(y - 1, 0); yy <= std::min(y + 1, H - 1); ++yy)
+          for (int64_t x2 = std::max<int64_t>(xx - 1, 0); x2 <= std::min(xx + 1, W - 1); ++x2) {
+            const int64_t j = yy * W + x2;
+            const int32_t local = tg[size_t(j)];
+            // An 8-neighbour in the hole is in this component (two pixels apart at most), so the rest is known.
+            const bool hole_pixel = local >= 0 && size_t(local) < n;
+            if (hole_pixel && !filled[size_t(local)]) continue;
+            ++count;
+            for (int64_t c = 0; c < C; ++c)
+              sums[size_t(c)] += hole_pixel ? x[size_t(c) * n + size_t(local)] : value(c, j);
+          }
+        if (count == 0) {
+          rest.push_back(k);
+          continue;
+        }
+        ring.push_back(k);
+        for (int64_t c = 0; c < C; ++c) ring_values.push_back(sums[size_t(c)] / count);
+      }
+      FG_ASSERT(!ring.empty(), "inpaint_biharmonic: a hole pixel unreachable from the known ones");
+      for (size_t r2 = 0; r2 < ring.size(); ++r2) {
+        filled[size_t(ring[r2])] = 1;
+        for (int64_t c = 0; c < C; ++c)
+          x[size_t(c) * n + size_t(ring[r2])] = ring_values[r2 * size_t(C) + size_t(c)];
+      }
+      pending.swap(rest);
+    }
+
+    r.resize(n);
+    z.resize(n);
+    p.resize(n);
+    q.resize(n);
+    rhs.resize(n);
+    t.resize(S);
+    for (int64_t c = 0; c < C; ++c) {
+      double* u = x.data() + size_t(c) * n;
+      // Gauss-Seidel on L_k u = 0 at the hole pixels (a hole pixel's site k is its own index): the harmonic fill.
+      for (int64_t sweep = 0; sweep < options->max_sweeps; ++sweep) {
+        double largest = 0.0;
+        for (size_t k = 0; k < n; ++k) {
+          double sum = known[k * size_t(C) + size_t(c)];
+          for (size_t e = 5 * k + 1; e < 5 * k + 5; ++e)
+            if (idx[e] >= 0) sum += u[size_t(idx[e])];
+          const double next = sum / -coef[5 * k];
+          largest = std::max(largest, std::fabs(next - u[k]));
+          u[k] = next;
+        }
+        if (largest <= options->tolerance) break;
+      }
+
+      // Conjugate gradients on L_h^T L_h u = -L_h^T known, preconditioned by the diagonal.
+      std::fill(rhs.begin(), rhs.end(), 0.0);
+      for (size_t s = 0; s < S; ++s)
+        for (size_t e = 5 * s; e < 5 * s + 5; ++e)
+          if (idx[e] >= 0) rhs[size_t(idx[e])] -= coef[e] * known[s * size_t(C) + size_t(c)];
+      double rhs_norm = 0.0;
+      for (double v : rhs) rhs_norm += v * v;
+      rhs_norm = std::sqrt(rhs_norm);
+      std::vector<double> xv(u, u + n);
+      apply(xv, q);
+      double rz = 0.0, rr = 0.0;
+      for (size_t k = 0; k < n; ++k) {
+        r[k] = rhs[k] - q[k];
+        z[k] = r[k] / diag[k];
+        p[k] = z[k];
+        rz += r[k] * z[k];
+        rr += r[k] * r[k];
+      }
+      const double stop = options->cg_tolerance * rhs_norm;
+      for (int64_t it = 0; it < options->cg_max_iterations && std::sqrt(rr) > stop; ++it) {
+        apply(p, q);
+        double pq = 0.0;
+        for (size_t k = 0; k < n; ++k) pq += p[k] * q[k];
+        if (!(pq > 0.0)) break;  // p is 0 to rounding: nothing left to gain
+        const double alpha = rz / pq;
+        double rz_next = 0.0;
+        rr = 0.0;
+        for (size_t k = 0; k < n; ++k) {
+          xv[k] += alpha * p[k];
+          r[k] -= alpha * q[k];
+          z[k] = r[k] / diag[k];
+          rz_next += r[k] * z[k];
+          rr += r[k] * r[k];
+        }
+        const double beta = rz_next / rz;
+        rz = rz_next;
+        for (size_t k = 0; k < n; ++k) p[k] = z[k] + beta * p[k];
+      }
+      float* out = image + c * H * W;
+      for (size_t k = 0; k < n; ++k)
+        out[hole[k]] = float(std::clamp(xv[k], (*lo)[size_t(c)], (*hi)[size_t(c)]));
+    }
+
+    for (size_t k = 0; k < n; ++k) tg[size_t(hole[k])] = kSolved;
+    for (size_t s = n; s < S; ++s) tg[size_t(sites[s])] = kKnown;
+  }
+};
+
 }  // namespace
 
 Tensor inpaint_diffusion(const Tensor& image, const Tensor& mask, const InpaintOptions& options) {
-  FG_CHECK(image.defined() && image.dim() == 3 && image.dtype() == DType::F32 && image.device().is_cpu() &&
-               image.size(0) >= 1 && image.size(1) >= 1 && image.size(2) >= 1,
-           "inpaint_diffusion: expected a non-empty (C, H, W) f32 CPU image, got "
-               << (image.defined() ? shape_str(image.shape()) + " " + dtype_name(image.dtype())
-                                   : std::string("an undefined tensor")));
+  check_image(image, "inpaint_diffusion");
   FG_CHECK(options.max_sweeps >= 0 && options.tolerance >= 0,
            "inpaint_diffusion: max_sweeps and tolerance must not be negative");
   const int64_t C = image.size(0), H = image.size(1), W = image.size(2);
@@ -109,6 +312,63 @@ Tensor inpaint_diffusion(const Tensor& image, const Tensor& mask, const InpaintO
     }
     float* p = out.data<float>() + c * H * W;
     for (int64_t i : hole) p[i] = float(v[size_t(i)]);
+  }
+  return out;
+}
+
+Tensor inpaint_biharmonic(const Tensor& image, const Tensor& mask, const InpaintOptions& options) {
+  check_image(image, "inpaint_biharmonic");
+  FG_CHECK(options.max_sweeps >= 0 && options.tolerance >= 0 && options.cg_max_iterations >= 0 &&
+               options.cg_tolerance >= 0,
+           "inpaint_biharmonic: max_sweeps, tolerance, cg_max_iterations and cg_tolerance must not be negative");
+  const int64_t C = image.size(0), H = image.size(1), W = image.size(2);
+  const Tensor m = mask_plane(mask, H, W, "inpaint_biharmonic");
+  Tensor out = image.contiguous().clone();
+  const float* mp = m.data<float>();
+  float* op = out.data<float>();
+
+  std::vector<int32_t> tag(size_t(H * W));
+  int64_t holes = 0;
+  for (int64_t i = 0; i < H * W; ++i) {
+    const bool hole = mp[i] > 0.5f;
+    tag[size_t(i)] = hole ? kHole : kKnown;
+    holes += hole;
+  }
+  if (holes == 0 || holes == H * W) return out;
+
+  std::vector<double> lo(size_t(C), std::numeric_limits<double>::infinity());
+  std::vector<double> hi(size_t(C), -std::numeric_limits<double>::infinity());
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < H * W; ++i)
+      if (tag[size_t(i)] == kKnown) {
+        lo[size_t(c)] = std::min(lo[size_t(c)], double(op[c * H * W + i]));
+        hi[size_t(c)] = std::max(hi[size_t(c)], double(op[c * H * W + i]));
+      }
+
+  BiharmonicSolver solver(C, H, W, op, lo, hi, options, tag);
+  // The components: hole pixels joined when one site's stencil can hold both (|dy| + |dx| <= 2).
+  static constexpr int kOffsets[12][2] = {{-2, 0}, {-1, -1}, {-1, 0}, {-1, 1}, {0, -2}, {0, -1},
+                                          {0, 1},  {0, 2},   {1, -1}, {1, 0},  {1, 1},  {2, 0}};
+  std::vector<int64_t> component, stack;
+  for (int64_t seed = 0; seed < H * W; ++seed) {
+    if (tag[size_t(seed)] != kHole) continue;
+    component.clear();
+    stack.assign(1, seed);
+    tag[size_t(seed)] = kSolved;  // "queued" while the component is gathered; solve() sets its own tags
+    while (!stack.empty()) {
+      const int64_t i = stack.back();
+      stack.pop_back();
+      component.push_back(i);
+      const int64_t y = i / W, x = i % W;
+      for (const auto& o : kOffsets) {
+        const int64_t yy = y + o[0], xx = x + o[1];
+        if (yy < 0 || yy >= H || xx < 0 || xx >= W || tag[size_t(yy * W + xx)] != kHole) continue;
+        tag[size_t(yy * W + xx)] = kSolved;
+        stack.push_back(yy * W + xx);
+      }
+    }
+    std::sort(component.begin(), component.end());  // row-major: the Gauss-Seidel order of inpaint_diffusion
+    solver.solve(component);
   }
   return out;
 }
