@@ -409,7 +409,7 @@ data::Image Restorer::restore(data::Image image, Tensor* mask, int64_t* tiles) {
     // The network's image is replaced by the classical fill of the hole its mask marks (the same fill and hole as
     // the inpaint row of `filmgrad eval`).
     const Tensor hole = data::hole_from_mask(out.narrow(0, 3, 1).contiguous(), options_.fill_threshold);
-    out.narrow(0, 0, 3).copy_(data::inpaint_diffusion(rgb, hole));
+    out.narrow(0, 0, 3).copy_(data::inpaint_biharmonic(rgb, hole));
     if (!with_mask) out = out.narrow(0, 0, 3).contiguous();
   }
   rgb = Tensor();
