@@ -59,7 +59,7 @@ struct BiharmonicSolver {
   std::vector<int32_t> idx;   // 5 stencil entries per site: the centre first, then the in-image neighbours
   std::vector<double> coef;   // their coefficients (-count, 1); 0 (and idx n) where the pixel is known or absent
   std::vector<double> known;  // per site and channel: the known pixels' part of L_s
-  std::vector<double> diag, x, rhs, r, z, p, q, t;
+  std::vector<double> diag, x, rhs, r, z, p, q, t, band;
   std::vector<int64_t> pending, ring, rest;
   std::vector<uint8_t> filled;
   std::vector<double> ring_values;
@@ -81,47 +81,81 @@ struct BiharmonicSolver {
         for (size_t c = 0; c < Cn; ++c) y[size_t(idx[e]) * Cn + c] += coef[e] * t[s * Cn + c];
   }
 
-  void solve(const std::vector<int64_t>& hole) {
-    std::vector<int32_t>& tg = *tag;
-    const size_t n = hole.size(), Cn = size_t(C);
-    sites.assign(hole.begin(), hole.end());
-    for (size_t k = 0; k < n; ++k) tg[size_t(hole[k])] = int32_t(k);
-    for (size_t k = 0; k < n; ++k) {
-      const int64_t i = hole[k], y = i / W, xx = i % W;
-      for (int64_t j : {y > 0 ? i - W : -1, y + 1 < H ? i + W : -1, xx > 0 ? i - 1 : -1, xx + 1 < W ? i + 1 : -1})
-        if (j >= 0 && tg[size_t(j)] == kKnown) {
-          tg[size_t(j)] = int32_t(sites.size());
-          sites.push_back(j);
-        }
-    }
-    const size_t S = sites.size();
-
-    // The stencils: L_s u = sum of the in-image neighbours - their count * u_s.
-    idx.assign(5 * S, int32_t(n));
-    coef.assign(5 * S, 0.0);
-    known.assign(S * Cn, 0.0);
-    diag.assign(n, 0.0);
+  // The normal equations factorised (Cholesky) in the hole's row-major order, where a matrix row couples only pixels
+  // up to two image rows apart: a band as wide as about two rows of the component (a few pixels for a scratch, twice
+  // the width of a blob), so the cost is n b^2 / 2 and the memory n (b + 1). Exact to rounding in one pass, where CG
+  // needs thousands of iterations on a blob (its condition number grows with the fourth power of the width). False
+  // (nothing written) when the band would hold more than options->direct_max_doubles values, or a pivot is not
+  // positive; CG then takes over.
+  bool solve_direct(size_t n, size_t S) {
+    const size_t Cn = size_t(C);
+    size_t b = 0;
     for (size_t s = 0; s < S; ++s) {
-      const int64_t i = sites[s], y = i / W, xx = i % W;
-      const int64_t neighbours[4] = {y > 0 ? i - W : -1, y + 1 < H ? i + W : -1, xx > 0 ? i - 1 : -1,
-                                     xx + 1 < W ? i + 1 : -1};
-      int count = 0;
-      for (int64_t j : neighbours) count += j >= 0;
-      for (int e = 0; e < 5; ++e) {
-        const int64_t j = e == 0 ? i : neighbours[e - 1];
-        if (j < 0) continue;
-        const double a = e == 0 ? -double(count) : 1.0;
-        const int32_t local = tg[size_t(j)];
-        if (local >= 0 && size_t(local) < n) {
-          idx[5 * s + size_t(e)] = local;
-          coef[5 * s + size_t(e)] = a;
-          diag[size_t(local)] += a * a;
+      size_t first = n, last = 0;
+      for (size_t e = 5 * s; e < 5 * s + 5; ++e)
+        if (size_t(idx[e]) < n) first = std::min(first, size_t(idx[e])), last = std::max(last, size_t(idx[e]));
+      if (first < n) b = std::max(b, last - first);
+    }
+    const size_t w = b + 1;
+    if (double(n) * double(w) > double(options->direct_max_doubles)) return false;
+    // Row i holds A(i, k) for k = i - b .. i at band[i * w + k + b - i]: a row's entries in increasing k, so the
+    // factorisation's inner products run over contiguous memory.
+    band.assign(n * w, 0.0);
+    for (size_t s = 0; s < S; ++s)
+      for (size_t e1 = 5 * s; e1 < 5 * s + 5; ++e1) {
+        const size_t i1 = size_t(idx[e1]);
+        if (i1 >= n) continue;
+        for (size_t e2 = 5 * s; e2 <= e1; ++e2) {
+          const size_t i2 = size_t(idx[e2]);
+          if (i2 >= n) continue;
+          const size_t i = std::max(i1, i2), k = std::min(i1, i2);
+          band[i * w + k + b - i] += coef[e1] * coef[e2];
+        }
+      }
+    for (size_t i = 0; i < n; ++i) {
+      const size_t j0 = i > b ? i - b : 0;
+      double* row_i = band.data() + i * w + b - i;  // row_i[k] = L(i, k)
+      for (size_t j = j0; j <= i; ++j) {
+        const double* row_j = band.data() + j * w + b - j;
+        double sum = row_i[j];
+        for (size_t k = std::max(j0, j > b ? j - b : 0); k < j; ++k) sum -= row_i[k] * row_j[k];
+        if (j < i) {
+          row_i[j] = sum / row_j[j];
         } else {
-          for (size_t c = 0; c < Cn; ++c) known[s * Cn + c] += a * value(int64_t(c), j);
+          if (!(sum > 0.0) || !std::isfinite(sum)) return false;
+          row_i[i] = std::sqrt(sum);
         }
       }
     }
+    // L y = rhs, then L^T x = y, every channel.
+    x.assign((n + 1) * Cn, 0.0);
+    for (size_t s = 0; s < S; ++s)
+      for (size_t e = 5 * s; e < 5 * s + 5; ++e)
+        for (size_t c = 0; c < Cn; ++c) x[size_t(idx[e]) * Cn + c] -= coef[e] * known[s * Cn + c];
+    for (size_t c = 0; c < Cn; ++c) x[n * Cn + c] = 0.0;  // the slot of known and absent entries
+    for (size_t i = 0; i < n; ++i) {
+      const double* row_i = band.data() + i * w + b - i;
+      for (size_t c = 0; c < Cn; ++c) {
+        double sum = x[i * Cn + c];
+        for (size_t k = i > b ? i - b : 0; k < i; ++k) sum -= row_i[k] * x[k * Cn + c];
+        x[i * Cn + c] = sum / row_i[i];
+      }
+    }
+    for (size_t i = n; i-- > 0;) {
+      const double pivot = band[i * w + b];
+      for (size_t c = 0; c < Cn; ++c) {
+        double sum = x[i * Cn + c];
+        for (size_t k = i + 1; k < std::min(n, i + b + 1); ++k) sum -= band[k * w + i + b - k] * x[k * Cn + c];
+        x[i * Cn + c] = sum / pivot;
+      }
+    }
+    return true;
+  }
 
+  // Conjugate gradients for a component too large for solve_direct.
+  void solve_cg(const std::vector<int64_t>& hole, size_t n, size_t S) {
+    const std::vector<int32_t>& tg = *tag;
+    const size_t Cn = size_t(C);
     // The start: the harmonic fill of the component. Onion peel first (the mean of the known or already filled
     // 8-neighbours, ring by ring from the outside in), as inpaint_diffusion does.
     x.assign((n + 1) * Cn, 0.0);
@@ -164,7 +198,8 @@ struct BiharmonicSolver {
     }
     // Gauss-Seidel on L_k u = 0 at the hole pixels (a hole pixel's site k is its own index) towards the harmonic
     // fill. A few sweeps smooth the onion peel's rings; sweeping to convergence costs more than the CG iterations
-    // it saves (bench_inpaint's 4000 x 3000 case, one run each: no sweeps 3.1 s, 10 sweeps 2.8 s, converged 3.9 s).
+    // it saves (bench_inpaint's 4000 x 3000 case with CG for every component, one run each: no sweeps 3.1 s, 10
+    // sweeps 2.8 s, converged 3.9 s).
     for (int64_t sweep = 0; sweep < std::min(options->max_sweeps, kStartSweeps); ++sweep) {
       double largest = 0.0;
       for (size_t k = 0; k < n; ++k)
@@ -237,6 +272,51 @@ struct BiharmonicSolver {
         active[c] = active[c] && std::sqrt(rr[c]) > stop[c];
       }
     }
+  }
+
+  void solve(const std::vector<int64_t>& hole) {
+    std::vector<int32_t>& tg = *tag;
+    const size_t n = hole.size(), Cn = size_t(C);
+    sites.assign(hole.begin(), hole.end());
+    for (size_t k = 0; k < n; ++k) tg[size_t(hole[k])] = int32_t(k);
+    for (size_t k = 0; k < n; ++k) {
+      const int64_t i = hole[k], y = i / W, xx = i % W;
+      for (int64_t j : {y > 0 ? i - W : -1, y + 1 < H ? i + W : -1, xx > 0 ? i - 1 : -1, xx + 1 < W ? i + 1 : -1})
+        if (j >= 0 && tg[size_t(j)] == kKnown) {
+          tg[size_t(j)] = int32_t(sites.size());
+          sites.push_back(j);
+        }
+    }
+    const size_t S = sites.size();
+
+    // The stencils: L_s u = sum of the in-image neighbours - their count * u_s.
+    idx.assign(5 * S, int32_t(n));
+    coef.assign(5 * S, 0.0);
+    known.assign(S * Cn, 0.0);
+    diag.assign(n, 0.0);
+    for (size_t s = 0; s < S; ++s) {
+      const int64_t i = sites[s], y = i / W, xx = i % W;
+      const int64_t neighbours[4] = {y > 0 ? i - W : -1, y + 1 < H ? i + W : -1, xx > 0 ? i - 1 : -1,
+                                     xx + 1 < W ? i + 1 : -1};
+      int count = 0;
+      for (int64_t j : neighbours) count += j >= 0;
+      for (int e = 0; e < 5; ++e) {
+        const int64_t j = e == 0 ? i : neighbours[e - 1];
+        if (j < 0) continue;
+        const double a = e == 0 ? -double(count) : 1.0;
+        const int32_t local = tg[size_t(j)];
+        if (local >= 0 && size_t(local) < n) {
+          idx[5 * s + size_t(e)] = local;
+          coef[5 * s + size_t(e)] = a;
+          diag[size_t(local)] += a * a;
+        } else {
+          for (size_t c = 0; c < Cn; ++c) known[s * Cn + c] += a * value(int64_t(c), j);
+        }
+      }
+    }
+
+    // x: the solution, every channel (interleaved, slot n 0).
+    if (!solve_direct(n, S)) solve_cg(hole, n, S);
     for (size_t c = 0; c < Cn; ++c) {
       float* out = image + int64_t(c) * H * W;
       for (size_t k = 0; k < n; ++k) out[hole[k]] = float(std::clamp(x[k * Cn + c], (*lo)[c], (*hi)[c]));

@@ -111,6 +111,13 @@ TEST(InpaintDiffusion, EdgeCases) {
             std::string::npos);
 }
 
+// Options that send every component to the conjugate gradients instead of the direct (banded Cholesky) solve.
+InpaintOptions cg_only() {
+  InpaintOptions o;
+  o.direct_max_doubles = 0;
+  return o;
+}
+
 // A cubic in x and y, scaled to the image: its gradient never vanishes inside (the linear terms dominate), so its
 // extremes lie on the image's edges, inside the known pixels' range the biharmonic fill is clamped to.
 Tensor cubic_image(int64_t C, int64_t H, int64_t W) {
@@ -165,14 +172,15 @@ TEST(InpaintBiharmonic, KnownPixelsAreUntouchedAndFillsAreValid) {
 TEST(InpaintBiharmonic, CubicsAreReproducedWhereTheHarmonicFillIsNot) {
   // Away from the edges every stencil is whole, and the 5-point Laplacian of a cubic is exactly its (affine)
   // Laplacian, whose discrete Laplacian is 0: the cubic solves the normal equations, which have one solution. What
-  // is left is the f32 rounding of the known values (6e-8 at 0.5) and the solver's stop at 1e-10 of the
-  // right-hand side; 1e-5 is the f32 result's accuracy asked for, with room.
+  // is left is the f32 rounding of the known values (6e-8 at 0.5), the direct solve's rounding in double, or CG's
+  // stop at 1e-10 of the right-hand side; 1e-5 is the f32 result's accuracy asked for, with room. Both solvers.
   const int64_t H = 40, W = 44;
   const Tensor clean = cubic_image(2, H, W);
   const Tensor mask = box_mask(H, W, 9, 31, 12, 30);  // 22 x 18, at least 9 pixels from every edge
   const Tensor in = damaged(clean, mask, 0.0f);
   const double bi = hole_error(inpaint_biharmonic(in, mask), clean, mask);
   EXPECT_LT(bi, 1e-5);
+  EXPECT_LT(hole_error(inpaint_biharmonic(in, mask, cg_only()), clean, mask), 1e-5);
 
   // x^2 + y^2 (scaled; Laplacian 4 everywhere) is cubic but not harmonic: the harmonic fill sags in the hole.
   Tensor bowl = Tensor::empty({1, H, W});
@@ -199,17 +207,20 @@ TEST(InpaintBiharmonic, HolesAtTheEdgesAndCornersConverge) {
   const Tensor in = damaged(clean, mask, 1.0f);
   const Tensor out = inpaint_biharmonic(in, mask);
   for (float v : out.to_vector_f32()) ASSERT_TRUE(std::isfinite(v));
-  InpaintOptions tight;
+  // The direct solve against CG run to near double rounding (the two share only the stencils and right-hand side):
+  // they differ by CG's residual left times the inverse's norm (cond ~ 1e5 for these few hundred pixels), and
+  // by the direct solve's rounding, far under 1e-5.
+  InpaintOptions tight = cg_only();
   tight.cg_tolerance = 1e-14;
   tight.cg_max_iterations = 100000;
-  // The default stop (1e-10 of the right-hand side) against one near double rounding: the two differ by the
-  // residual left times the inverse's norm (at most cond ~ 1e5 for these few hundred pixels), far under 1e-5.
   EXPECT_LT(hole_error(out, inpaint_biharmonic(in, mask, tight), mask), 1e-5);
   const double bi = hole_error(out, clean, mask), harmonic = hole_error(inpaint_diffusion(in, mask), clean, mask);
   EXPECT_LT(bi, 0.05);  // the image spans 0.3 .. 0.87 (measured: 0.031, the harmonic fill 0.053)
   EXPECT_LT(bi, harmonic);
-  // A constant image stays constant, with the hole at the edges too (the start is exact, the residual 0).
+  // A constant image stays constant, with the hole at the edges too, bit for bit: CG's start is exact (residual
+  // 0), the direct solve is off by rounding in double only, and the clamp to the known range [c, c] settles both.
   const Tensor flat = Tensor::full({2, H, W}, 0.4375);
+  EXPECT_ALL_CLOSE(flat, inpaint_biharmonic(damaged(flat, mask, 0.0f), mask, cg_only()), 0.0, 0.0);
   EXPECT_ALL_CLOSE(flat, inpaint_biharmonic(damaged(flat, mask, 0.0f), mask), 0.0, 0.0);
 }
 
@@ -236,6 +247,7 @@ TEST(InpaintBiharmonic, ManySpecksInOneImage) {
   const Tensor in = damaged(clean, mask, 0.0f);
   const Tensor out = inpaint_biharmonic(in, mask);
   EXPECT_LT(hole_error(out, clean, mask), 1e-5);
+  EXPECT_LT(hole_error(inpaint_biharmonic(in, mask, cg_only()), clean, mask), 1e-5);
   const auto vi = in.to_vector_f32(), vo = out.to_vector_f32();
   for (size_t k = 0; k < vi.size(); ++k) {
     if (!(m[k % size_t(H * W)] > 0.5f)) {
