@@ -34,8 +34,8 @@ Case make_case(int64_t W) {
   for (int64_t c = 0; c < 3; ++c)
     for (int64_t y = 0; y < H; ++y)
       for (int64_t x = 0; x < W; ++x)
-        p[(c * H + y) * W + x] = float(0.5 + 0.3 * std::sin(double(x) / 300.0 + double(c)) *
-                                                 std::cos(double(y) / 200.0) + grain(rng));
+        p[(c * H + y) * W + x] =
+            float(0.5 + 0.3 * std::sin(double(x) / 300.0 + double(c)) * std::cos(double(y) / 200.0) + grain(rng));
   k.mask = Tensor::zeros({H, W});
   float* m = k.mask.data<float>();
   const double scale = double(H * W) / (4000.0 * 3000.0);
@@ -71,8 +71,12 @@ void BM_Fill(benchmark::State& state) {
   state.counters["hole_fraction"] = k.hole_fraction;
 }
 
-void BM_InpaintBiharmonic(benchmark::State& state) { BM_Fill<fg::data::inpaint_biharmonic>(state); }
-void BM_InpaintDiffusion(benchmark::State& state) { BM_Fill<fg::data::inpaint_diffusion>(state); }
+void BM_InpaintBiharmonic(benchmark::State& state) {
+  BM_Fill<fg::data::inpaint_biharmonic>(state);
+}
+void BM_InpaintDiffusion(benchmark::State& state) {
+  BM_Fill<fg::data::inpaint_diffusion>(state);
+}
 BENCHMARK(BM_InpaintBiharmonic)->Arg(1000)->Arg(4000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_InpaintDiffusion)->Arg(1000)->Arg(4000)->Unit(benchmark::kMillisecond);
 

@@ -25,7 +25,6 @@ Tensor mask_plane(const Tensor& mask, int64_t H, int64_t W, const char* op) {
   return m.contiguous();
 }
 
-
 void check_image(const Tensor& image, const char* op) {
   FG_CHECK(image.defined() && image.dim() == 3 && image.dtype() == DType::F32 && image.device().is_cpu() &&
                image.size(0) >= 1 && image.size(1) >= 1 && image.size(2) >= 1,
@@ -179,8 +178,7 @@ struct BiharmonicSolver {
             const bool hole_pixel = local >= 0 && size_t(local) < n;
             if (hole_pixel && !filled[size_t(local)]) continue;
             ++count;
-            for (size_t c = 0; c < Cn; ++c)
-              sums[c] += hole_pixel ? x[size_t(local) * Cn + c] : value(int64_t(c), j);
+            for (size_t c = 0; c < Cn; ++c) sums[c] += hole_pixel ? x[size_t(local) * Cn + c] : value(int64_t(c), j);
           }
         if (count == 0) {
           rest.push_back(k);
@@ -414,9 +412,10 @@ Tensor inpaint_diffusion(const Tensor& image, const Tensor& mask, const InpaintO
 
 Tensor inpaint_biharmonic(const Tensor& image, const Tensor& mask, const InpaintOptions& options) {
   check_image(image, "inpaint_biharmonic");
-  FG_CHECK(options.max_sweeps >= 0 && options.tolerance >= 0 && options.cg_max_iterations >= 0 &&
-               options.cg_tolerance >= 0,
-           "inpaint_biharmonic: max_sweeps, tolerance, cg_max_iterations and cg_tolerance must not be negative");
+  FG_CHECK(options.max_sweeps >= 0 && options.tolerance >= 0 && options.direct_max_doubles >= 0 &&
+               options.cg_max_iterations >= 0 && options.cg_tolerance >= 0,
+           "inpaint_biharmonic: max_sweeps, tolerance, direct_max_doubles, cg_max_iterations and cg_tolerance must "
+           "not be negative");
   const int64_t C = image.size(0), H = image.size(1), W = image.size(2);
   const Tensor m = mask_plane(mask, H, W, "inpaint_biharmonic");
   Tensor out = image.contiguous().clone();

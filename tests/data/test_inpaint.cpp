@@ -248,6 +248,9 @@ TEST(InpaintBiharmonic, ManySpecksInOneImage) {
   const Tensor out = inpaint_biharmonic(in, mask);
   EXPECT_LT(hole_error(out, clean, mask), 1e-5);
   EXPECT_LT(hole_error(inpaint_biharmonic(in, mask, cg_only()), clean, mask), 1e-5);
+  InpaintOptions mixed;  // the smallest specks (band of at most 60 values) direct, the rest by CG
+  mixed.direct_max_doubles = 60;
+  EXPECT_LT(hole_error(inpaint_biharmonic(in, mask, mixed), clean, mask), 1e-5);
   const auto vi = in.to_vector_f32(), vo = out.to_vector_f32();
   for (size_t k = 0; k < vi.size(); ++k) {
     if (!(m[k % size_t(H * W)] > 0.5f)) {
@@ -288,6 +291,12 @@ TEST(InpaintBiharmonic, EdgeCases) {
   EXPECT_NE(test::error_of([&] {
               inpaint_biharmonic(img, Tensor::zeros({6, 6}).to(DType::F64));
             }).find("f32"),
+            std::string::npos);
+  InpaintOptions negative;
+  negative.direct_max_doubles = -1;
+  EXPECT_NE(test::error_of([&] {
+              inpaint_biharmonic(img, Tensor::zeros({6, 6}), negative);
+            }).find("must not be negative"),
             std::string::npos);
 }
 
