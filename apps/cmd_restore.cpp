@@ -55,7 +55,7 @@ std::string help_text() {
          "                    sized for in training, when its run recorded one; 0: always at full size\n"
          "  --fill F          dust, with a model that predicts a damage mask: network (default: the network's\n"
          "                    output) or classical (the pixels its mask marks, dilated by 1 px, filled from the\n"
-         "                    pixels around them by harmonic interpolation; every other pixel kept as it is)\n"
+         "                    pixels around them by biharmonic interpolation; every other pixel kept as it is)\n"
          "  --fill-threshold T  the mask value over which --fill classical fills a pixel (default 0.7)\n"
          "  --fill-check C    with --fill classical: neutral (default) puts back the filled spots whose change is\n"
          "                    not a blend towards white or black alike in every channel (dust blocks all colours\n"

@@ -450,7 +450,7 @@ data::Image Restorer::restore(data::Image image, Tensor* mask, int64_t* tiles) {
     // The network's image is replaced by the classical fill of the hole its mask marks (the same fill and hole as
     // the inpaint row of `filmgrad eval`).
     const Tensor hole = data::hole_from_mask(out.narrow(0, 3, 1).contiguous(), options_.fill_threshold);
-    const Tensor filled = data::inpaint_diffusion(rgb, hole);
+    const Tensor filled = data::inpaint_biharmonic(rgb, hole);
     if (options_.fill_check == "neutral") {
       // The components whose change is not neutral come back as they were.
       const Tensor keep = data::neutral_components(rgb, filled, hole);

@@ -44,7 +44,7 @@ struct RestoreOptions {
   int64_t work_size = 0;
   // Dust mode, for a model that predicts a damage mask: "network" (the network's own output) or "classical": the
   // pixels its mask marks (data::hole_from_mask(mask, fill_threshold), dilated by 1 px) filled from the pixels
-  // around them by data::inpaint_diffusion, every other pixel kept bit for bit. The network then only finds the
+  // around them by data::inpaint_biharmonic, every other pixel kept bit for bit. The network then only finds the
   // damage; docs/training.md ("Finding the damage") says why that restores unseen photographs better, and why
   // 0.7 (fewer false alarms on clean photographs than at 0.5, for a little less of the damage).
   std::string fill = "network";

@@ -27,7 +27,7 @@ if(FG_MINIMAL)
   # NoGAN critic). What still names them in the sources that stay is behind #ifdef FG_MINIMAL, with an error that
   # says this build cannot train (apps/task.cpp, nn/checkpoint.cpp's optimizer state, models/registry.cpp).
   list(FILTER FG_SOURCES EXCLUDE REGEX
-       "/(nn/(clip|loss_scale|losses|mixed_precision|optim|schedule)|autograd/gradcheck|models/(critic|perceptual_loss|vgg)|data/(augment|damage_dust|damage_negative|dataset|inpaint|loader|median|metrics))\\.cpp$")
+       "/(nn/(clip|loss_scale|losses|mixed_precision|optim|schedule)|autograd/gradcheck|models/(critic|perceptual_loss|vgg)|data/(augment|damage_dust|damage_negative|dataset|loader|median|metrics))\\.cpp$")
 endif()
 
 add_library(fg_objects OBJECT ${FG_SOURCES})

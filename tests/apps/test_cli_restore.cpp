@@ -440,11 +440,11 @@ TEST_F(RestoreCli, WorkSizeRestoresLargeImagesAtTheTrainingScale) {
 }
 
 // --fill classical: the network only finds the damage; the pixels its mask marks (here > 0.5, dilated by 1 px) are
-// filled by harmonic interpolation (data/inpaint.h) and every other pixel comes back bit for bit (--fill-check none;
-// the default neutral check then puts some fills back). A mask head with bias 0 on random weights marks some pixels and
-// not others. Pixels whose 3 x 3 neighbourhood is below 0.45 in the written 8-bit mask (0.05 from the threshold: the
-// mask file is rounded to 1/255) are outside the hole and must be unchanged; filled pixels are means of known ones, so
-// they stay within the image's range (the maximum principle).
+// filled by biharmonic interpolation (data/inpaint.h) and every other pixel comes back bit for bit (--fill-check
+// none; the default neutral check then puts some fills back). A mask head with bias 0 on random weights marks some
+// pixels and not others. Pixels whose 3 x 3 neighbourhood is below 0.45 in the written 8-bit mask (0.05 from the
+// threshold: the mask file is rounded to 1/255) are outside the hole and must be unchanged; filled pixels are
+// clamped to the known pixels' range, so they stay within the image's range.
 TEST_F(RestoreCli, ClassicalFillChangesOnlyThePixelsTheMaskMarks) {
   save_gated(path("gated_mixed/model.safetensors"), 0.0f, 0);
   write_test_image(path("fill/in.png"), 3, 64, 96, 8, 41);
