@@ -75,8 +75,9 @@ std::vector<fs::path> images_under(const fs::path& root, const fs::path& skip) {
     if (is_hidden(it->path())) continue;
     if (!it->is_regular_file(ec)) continue;
     if (data::image_format_for_path(it->path().string()).empty()) continue;
-    found.push_back(fs::relative(it->path(), root, ec));
-    if (ec) found.back() = it->path().lexically_relative(root);
+    // Lexically, not fs::relative: that resolves a symlinked file to its target, whose path relative to root
+    // climbs out of it ("../elsewhere/x.png"), and the output would be written outside the output folder.
+    found.push_back(it->path().lexically_relative(root));
   }
   std::sort(found.begin(), found.end());
   return found;

@@ -232,6 +232,21 @@ TEST_F(RestoreCli, TiledMatchesUntiledWhenTheMarginCoversTheReceptiveField) {
   EXPECT_GT(max_abs_diff(a.pixels, fg::data::read_image(path("tile_thin.png")).pixels), 1e-4);
 }
 
+// A folder holding a symlink to an image elsewhere: the output is named after the link, inside the output folder
+// (fs::relative would resolve the link and climb out of the output folder).
+TEST_F(RestoreCli, ASymlinkedImageIsWrittenInsideTheOutputFolder) {
+  write_test_image(path("link_target/far/photo.png"), 3, 16, 16, 8, 61);
+  fs::create_directories(path("link_in/sub"));
+  fs::create_symlink(path("link_target/far/photo.png"), path("link_in/sub/linked.png"));
+  const fg::test::CommandResult r = restore(path("link_in") + " -o " + path("link_out") + " --model " + dust_model());
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(fs::exists(path("link_out/sub/linked_restored.png"))) << r.out;
+  EXPECT_FALSE(fs::exists(path("link_target/far/photo_restored.png")));
+  int64_t written = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir_)) written += e.path().filename() == "linked_restored.png";
+  EXPECT_EQ(written, 1);
+}
+
 TEST_F(RestoreCli, NeverOverwritesAnInputAndAsksBeforeReplacingOutputs) {
   write_test_image(path("ow/a.png"), 3, 16, 16, 8, 8);
   const std::string before = [&] {
