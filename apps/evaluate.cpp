@@ -396,8 +396,8 @@ ModelEvaluation evaluate_model(RestorationModel& model, const EvalSource& source
         s.baselines[0] = {s.damaged, score(clean, target)};
         s.baselines[1] = {score(data::median_filter3x3(damaged), target), score(data::median_filter3x3(clean), target)};
         s.baselines[2] = {
-            score(data::inpaint_biharmonic(damaged, data::hole_from_mask(mask_damaged.select(0, i))), target),
-            score(data::inpaint_biharmonic(clean, data::hole_from_mask(mask_clean.select(0, i))), target)};
+            score(data::inpaint_diffusion(damaged, data::hole_from_mask(mask_damaged.select(0, i))), target),
+            score(data::inpaint_diffusion(clean, data::hole_from_mask(mask_clean.select(0, i))), target)};
       } catch (const std::exception& e) {
 #pragma omp critical(fg_eval_failure)
         if (failure.empty()) failure = e.what();
@@ -1003,7 +1003,7 @@ std::string eval_report_html(const std::vector<ModelEvaluation>& evals, const Ev
     page.paragraph(
         "Each model beside three restorations that need no training, scored on the same images: identity (the "
         "damaged input, unchanged), median3x3 (a 3x3 median filter of the input) and inpaint (the model's own "
-        "predicted damage mask, thresholded at 0.5 and dilated by one pixel, filled biharmonically from the pixels "
+        "predicted damage mask, thresholded at 0.5 and dilated by one pixel, filled by diffusion from the pixels "
         "around it). A model earns its training only where it beats all three.");
     rp::Table t;
     t.caption = "SSIM of each method (mean ± SD); 'clean in' is the method applied to the undamaged image";

@@ -12,8 +12,7 @@
 //   identity   the input itself (restored = damaged; clean in is perfect by definition)
 //   median3x3  data/median.h on the input
 //   inpaint    data/inpaint.h: the model's own predicted mask (RestorationModel::predict_mask on that input),
-//              thresholded at 0.5 and dilated by 1 pixel (hole_from_mask), filled by inpaint_biharmonic (the
-//              fill of `filmgrad restore --fill classical`, so the row scores what restore writes). It separates
+//              thresholded at 0.5 and dilated by 1 pixel (hole_from_mask), filled by diffusion. It separates
 //              finding the damage (the model's mask) from restoring what lies under it (the model vs the fill).
 //   task dust:      images are RGB; channels R, G, B.
 //   task negative:  only the blue channel is scored (the cross-channel paper's Table 1): the damaged blue, the

@@ -287,6 +287,8 @@ Restorer::Restorer(std::unique_ptr<RestorationModel> model, const RestoreOptions
           "--gated); this " +
           model_->config().model + " does not");
   }
+  if (options.inpaint != "harmonic" && options.inpaint != "biharmonic")
+    throw UsageError("--inpaint must be harmonic or biharmonic, got '" + options.inpaint + "'");
   if (options.fill_check != "neutral" && options.fill_check != "none")
     throw UsageError("--fill-check must be neutral or none, got '" + options.fill_check + "'");
   if (!(options.fill_threshold > 0 && options.fill_threshold < 1))
@@ -448,10 +450,11 @@ data::Image Restorer::restore(data::Image image, Tensor* mask, int64_t* tiles) {
   Tensor out =
       shrink ? run_at_work_size(rgb, with_mask || classical, tiles) : run_network(rgb, with_mask || classical, tiles);
   if (classical) {
-    // The network's image is replaced by the classical fill of the hole its mask marks (the same fill and hole as
-    // the inpaint row of `filmgrad eval`).
+    // The network's image is replaced by the classical fill of the hole its mask marks (by default the fill of the
+    // inpaint row of `filmgrad eval`).
     const Tensor hole = data::hole_from_mask(out.narrow(0, 3, 1).contiguous(), options_.fill_threshold);
-    const Tensor filled = data::inpaint_biharmonic(rgb, hole);
+    const Tensor filled =
+        options_.inpaint == "biharmonic" ? data::inpaint_biharmonic(rgb, hole) : data::inpaint_diffusion(rgb, hole);
     if (options_.fill_check == "neutral") {
       // The components whose change is not neutral come back as they were.
       const Tensor keep = data::neutral_components(rgb, filled, hole);

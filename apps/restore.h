@@ -44,11 +44,15 @@ struct RestoreOptions {
   int64_t work_size = 0;
   // Dust mode, for a model that predicts a damage mask: "network" (the network's own output) or "classical": the
   // pixels its mask marks (data::hole_from_mask(mask, fill_threshold), dilated by 1 px) filled from the pixels
-  // around them by data::inpaint_biharmonic, every other pixel kept bit for bit. The network then only finds the
+  // around them by `inpaint`, every other pixel kept bit for bit. The network then only finds the
   // damage; docs/training.md ("Finding the damage") says why that restores unseen photographs better, and why
   // 0.7 (fewer false alarms on clean photographs than at 0.5, for a little less of the damage).
   std::string fill = "network";
   double fill_threshold = 0.7;
+  // The classical fill: "harmonic" (data::inpaint_diffusion, the fill of `filmgrad eval`'s inpaint row) or
+  // "biharmonic" (data::inpaint_biharmonic: carries the gradients around a hole into it, and is solved directly,
+  // several times faster on a large scan; on the unseen photographs it scores a little lower, docs/restore.md).
+  std::string inpaint = "harmonic";
   // With fill "classical": "neutral" keeps only the filled components whose change is a blend towards white or
   // black alike in every channel, as dust's is (data::neutral_components; the rest are put back as they were),
   // "none" keeps every fill.

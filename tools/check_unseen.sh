@@ -7,8 +7,8 @@
 #   tools/check_unseen.sh RUN [OUT]      RUN: a dust run folder or checkpoint; OUT default unseen_out
 # Environment: BUILD (default build), UNSEEN (a folder of photos instead of the fetched KDE ones), FULL=0 to skip
 # the full-resolution half, SEED (damage seed, default 11, as issue 11 measured), RESTORE_ARGS (more `filmgrad
-# restore` options, e.g. "--fill classical": the network finds the damage and a classical fill repairs it, what
-# make demo restores with; "--work-size 768").
+# restore` options, e.g. "--fill classical --flip-average": the network finds the damage and a classical fill
+# repairs it, what make demo restores with; "--work-size 768").
 # Writes OUT/score-256.md and OUT/score-full.md (+ per-image CSVs).
 set -euo pipefail
 RUN=${1:?usage: tools/check_unseen.sh RUN [OUT]}

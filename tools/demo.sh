@@ -10,7 +10,8 @@
 #               afresh every epoch and sized for frames of 128 to 768 px (the `demo` preset)
 #   3. eval     the dissertation's tables and plots on the held-out test pieces, as one HTML report
 #   4. restore  a damaged piece from the test split (--fill classical: what the network's mask marks is filled by
-#               harmonic interpolation), and its predicted damage mask
+#               harmonic interpolation, spots whose change is not neutral put back; --flip-average), and its
+#               predicted damage mask
 # Everything is written under $OUT (default demo_out). Environment: BUILD (default build), OUT, PHOTOS (a folder
 # of photos instead of the fetched ones), EPOCHS (training epochs; default from the preset).
 set -euo pipefail
@@ -41,8 +42,9 @@ first_test=$(sed -n 2p "$OUT/run/test.csv" | tr -d '"\r')
 sample="$OUT/pieces/damaged/$first_test"
 rm -rf "$OUT/restored"
 # --fill classical: the network finds the damage, a classical fill repairs it (docs/training.md, "Finding the
-# damage": on unseen photographs that restores better than the network's own image head).
-"$FG" restore "$sample" -o "$OUT/restored" --model "$OUT/run" --mask --fill classical
+# damage": on unseen photographs that restores better than the network's own image head); --flip-average: the
+# mask averaged over the piece and its mirror images (docs/restore.md).
+"$FG" restore "$sample" -o "$OUT/restored" --model "$OUT/run" --mask --fill classical --flip-average
 "$FG" metrics "$sample" "$OUT/pieces/clean/$first_test" | grep -E '^(PSNR|SSIM)' | sed 's/^/  damaged vs clean:  /'
 restored=$(find "$OUT/restored" -type f ! -name '*_mask*' | head -1)
 "$FG" metrics "$restored" "$OUT/pieces/clean/$first_test" | grep -E '^(PSNR|SSIM)' | sed 's/^/  restored vs clean: /'

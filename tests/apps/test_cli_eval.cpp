@@ -240,7 +240,7 @@ TEST_F(EvalCli, DustRunWritesReportAndCsvsWithTheRightNumbers) {
                 data::ssim(data::median_filter3x3(sample.clean), sample.target), 1e-9);
     const Tensor mask = RestorationModel::change_mask(sample.input.unsqueeze(0), pred.unsqueeze(0)).select(0, 0);
     EXPECT_NEAR(num(inpaint_rows[size_t(i)], "ssim_restored"),
-                data::ssim(data::inpaint_biharmonic(sample.input, data::hole_from_mask(mask)), sample.target), 1e-6);
+                data::ssim(data::inpaint_diffusion(sample.input, data::hole_from_mask(mask)), sample.target), 1e-6);
   }
 }
 

@@ -455,60 +455,68 @@ TEST_F(RestoreCli, WorkSizeRestoresLargeImagesAtTheTrainingScale) {
 }
 
 // --fill classical: the network only finds the damage; the pixels its mask marks (here > 0.5, dilated by 1 px) are
-// filled by biharmonic interpolation (data/inpaint.h) and every other pixel comes back bit for bit (--fill-check
-// none; the default neutral check then puts some fills back). A mask head with bias 0 on random weights marks some
-// pixels and not others. Pixels whose 3 x 3 neighbourhood is below 0.45 in the written 8-bit mask (0.05 from the
-// threshold: the mask file is rounded to 1/255) are outside the hole and must be unchanged; filled pixels are
-// clamped to the known pixels' range, so they stay within the image's range.
+// filled by harmonic or biharmonic interpolation (--inpaint, data/inpaint.h) and every other pixel comes back bit
+// for bit (--fill-check none; the default neutral check then puts some fills back). A mask head with bias 0 on
+// random weights marks some pixels and not others. Pixels whose 3 x 3 neighbourhood is below 0.45 in the written
+// 8-bit mask (0.05 from the threshold: the mask file is rounded to 1/255) are outside the hole and must be
+// unchanged; filled pixels stay within the image's range (harmonic: means of known pixels; biharmonic: clamped to
+// the known pixels' range).
 TEST_F(RestoreCli, ClassicalFillChangesOnlyThePixelsTheMaskMarks) {
   save_gated(path("gated_mixed/model.safetensors"), 0.0f, 0);
   write_test_image(path("fill/in.png"), 3, 64, 96, 8, 41);
   const fg::data::Image in = fg::data::read_image(path("fill/in.png"));
-  fg::test::CommandResult r = restore(path("fill/in.png") + " -o " + path("fill_out") +
-                                      " --mask --fill classical --fill-threshold 0.5 --fill-check none --model " +
-                                      path("gated_mixed"));
-  ASSERT_EQ(r.status, 0) << r.out;
-  const fg::data::Image out = fg::data::read_image(path("fill_out/in_restored.png"));
-  const fg::data::Image mask = fg::data::read_image(path("fill_out/in_restored_mask.png"));
-  const int64_t H = 64, W = 96;
-  ASSERT_EQ(out.height(), H);
-  ASSERT_EQ(out.width(), W);
-  const std::vector<float> x = in.pixels.to_vector_f32(), y = out.pixels.to_vector_f32(),
-                           m = mask.pixels.to_vector_f32();
-  const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
-  int64_t kept = 0, filled = 0, changed = 0;
-  for (int64_t i = 0; i < H; ++i)
-    for (int64_t j = 0; j < W; ++j) {
-      float near_max = 0;
-      for (int64_t di = -1; di <= 1; ++di)
-        for (int64_t dj = -1; dj <= 1; ++dj) {
-          const int64_t a = std::clamp<int64_t>(i + di, 0, H - 1), b = std::clamp<int64_t>(j + dj, 0, W - 1);
-          near_max = std::max(near_max, m[size_t(a * W + b)]);
+  std::vector<float> y, y_biharmonic;
+  for (const std::string inpaint : {"biharmonic", "harmonic"}) {
+    SCOPED_TRACE(inpaint);
+    fg::test::CommandResult r = restore(path("fill/in.png") + " -o " + path("fill_" + inpaint) +
+                                        " --mask --fill classical --fill-threshold 0.5 --fill-check none --inpaint " +
+                                        inpaint + " --model " + path("gated_mixed"));
+    ASSERT_EQ(r.status, 0) << r.out;
+    const fg::data::Image out = fg::data::read_image(path("fill_" + inpaint + "/in_restored.png"));
+    const fg::data::Image mask = fg::data::read_image(path("fill_" + inpaint + "/in_restored_mask.png"));
+    const int64_t H = 64, W = 96;
+    ASSERT_EQ(out.height(), H);
+    ASSERT_EQ(out.width(), W);
+    y = out.pixels.to_vector_f32();
+    const std::vector<float> x = in.pixels.to_vector_f32(), m = mask.pixels.to_vector_f32();
+    const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
+    int64_t kept = 0, filled = 0, changed = 0;
+    for (int64_t i = 0; i < H; ++i)
+      for (int64_t j = 0; j < W; ++j) {
+        float near_max = 0;
+        for (int64_t di = -1; di <= 1; ++di)
+          for (int64_t dj = -1; dj <= 1; ++dj) {
+            const int64_t a = std::clamp<int64_t>(i + di, 0, H - 1), b = std::clamp<int64_t>(j + dj, 0, W - 1);
+            near_max = std::max(near_max, m[size_t(a * W + b)]);
+          }
+        const bool hole = m[size_t(i * W + j)] > 0.55f;
+        kept += near_max < 0.45f;
+        filled += hole;
+        for (int64_t c = 0; c < 3; ++c) {
+          const size_t k = size_t((c * H + i) * W + j);
+          if (near_max < 0.45f) {
+            ASSERT_EQ(y[k], x[k]) << "pixel (" << i << ", " << j << ") outside the hole changed";
+          }
+          if (hole) {
+            EXPECT_GE(y[k], *lo) << "pixel (" << i << ", " << j << ")";
+            EXPECT_LE(y[k], *hi) << "pixel (" << i << ", " << j << ")";
+          }
+          changed += y[k] != x[k];
         }
-      const bool hole = m[size_t(i * W + j)] > 0.55f;
-      kept += near_max < 0.45f;
-      filled += hole;
-      for (int64_t c = 0; c < 3; ++c) {
-        const size_t k = size_t((c * H + i) * W + j);
-        if (near_max < 0.45f) {
-          ASSERT_EQ(y[k], x[k]) << "pixel (" << i << ", " << j << ") outside the hole changed";
-        }
-        if (hole) {
-          EXPECT_GE(y[k], *lo) << "pixel (" << i << ", " << j << ")";
-          EXPECT_LE(y[k], *hi) << "pixel (" << i << ", " << j << ")";
-        }
-        changed += y[k] != x[k];
       }
-    }
-  // The case is only a test when the mask marks some pixels and leaves others.
-  ASSERT_GT(kept, 0);
-  ASSERT_GT(filled, 0);
-  EXPECT_GT(changed, 0);
+    // The case is only a test when the mask marks some pixels and leaves others.
+    ASSERT_GT(kept, 0);
+    ASSERT_GT(filled, 0);
+    EXPECT_GT(changed, 0);
+    if (inpaint == "biharmonic") y_biharmonic = y;  // the loop ends with the harmonic fill (the default) in y
+  }
+  EXPECT_NE(y, y_biharmonic);  // two different fills
+  const std::vector<float> x = in.pixels.to_vector_f32();
 
   // The neutral check (the default) puts back the filled spots whose change is not a blend towards white or black
   // (data/fill_check.h; on this random image most are not): each pixel is then the input's or the fill's.
-  r = restore(path("fill/in.png") + " -o " + path("fill_neutral") + " --fill classical --fill-threshold 0.5 --model " +
-              path("gated_mixed"));
+  const fg::test::CommandResult r = restore(path("fill/in.png") + " -o " + path("fill_neutral") +
+                                            " --fill classical --fill-threshold 0.5 --model " + path("gated_mixed"));
   ASSERT_EQ(r.status, 0) << r.out;
   const std::vector<float> z = fg::data::read_image(path("fill_neutral/in_restored.png")).pixels.to_vector_f32();
   ASSERT_EQ(z.size(), x.size());
@@ -525,6 +533,9 @@ TEST_F(RestoreCli, ClassicalFillChangesOnlyThePixelsTheMaskMarks) {
   expect_one_line_error(restore(path("fill/in.png") + " -o " + path("fill_bad") +
                                 " --fill classical --fill-check maybe --model " + path("gated_mixed")),
                         2, "--fill-check");
+  expect_one_line_error(restore(path("fill/in.png") + " -o " + path("fill_bad") +
+                                " --fill classical --inpaint telea --model " + path("gated_mixed")),
+                        2, "--inpaint");
   expect_one_line_error(
       restore(path("fill/in.png") + " -o " + path("fill_bad") + " --fill classical --model " + dust_model()), 2,
       "damage mask");
