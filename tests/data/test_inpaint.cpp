@@ -44,6 +44,15 @@ Tensor affine_image(int64_t C, int64_t H, int64_t W) {
   return img;
 }
 
+// The shape errors both fills report (a mask of another size or with channels, an image without channels).
+template <typename Fill>
+void expect_shape_errors(const Tensor& img, Fill fill) {
+  EXPECT_NE(test::error_of([&] { fill(img, Tensor::zeros({5, 6})); }).find("the mask is 5 x 6"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { fill(img, Tensor::zeros({2, 6, 6})); }).find("(1, H, W)"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { fill(Tensor::zeros({6, 6}), Tensor::zeros({6, 6})); }).find("(C, H, W)"),
+            std::string::npos);
+}
+
 TEST(InpaintDiffusion, ConstantImageIsFilledExactly) {
   for (float level : {0.0f, 0.1f, 0.7333f, 1.0f}) {
     const Tensor clean = Tensor::full({3, 20, 24}, double(level));
@@ -97,18 +106,7 @@ TEST(InpaintDiffusion, EdgeCases) {
   Tensor mask = Tensor::full({6, 6}, 1.0);
   mask.data<float>()[14] = 0.0f;
   EXPECT_ALL_CLOSE(Tensor::full({1, 6, 6}, double(img.to_vector_f32()[14])), inpaint_diffusion(img, mask), 0.0, 0.0);
-  EXPECT_NE(test::error_of([&] {
-              inpaint_diffusion(img, Tensor::zeros({5, 6}));
-            }).find("the mask is 5 x 6"),
-            std::string::npos);
-  EXPECT_NE(test::error_of([&] {
-              inpaint_diffusion(img, Tensor::zeros({2, 6, 6}));
-            }).find("(1, H, W)"),
-            std::string::npos);
-  EXPECT_NE(test::error_of([&] {
-              inpaint_diffusion(Tensor::zeros({6, 6}), Tensor::zeros({6, 6}));
-            }).find("(C, H, W)"),
-            std::string::npos);
+  expect_shape_errors(img, [](const Tensor& image, const Tensor& mask) { return inpaint_diffusion(image, mask); });
 }
 
 // Options that send every component to the conjugate gradients instead of the direct (banded Cholesky) solve.
@@ -276,18 +274,7 @@ TEST(InpaintBiharmonic, EdgeCases) {
   for (int64_t x = 0; x < 9; ++x) row.data<float>()[x] = float(0.1 * double(x));
   const Tensor row_mask = box_mask(1, 9, 0, 1, 3, 6).unsqueeze(0);
   EXPECT_ALL_CLOSE(row, inpaint_biharmonic(damaged(row, row_mask.select(0, 0), 0.9f), row_mask), 1e-6, 0.0);
-  EXPECT_NE(test::error_of([&] {
-              inpaint_biharmonic(img, Tensor::zeros({5, 6}));
-            }).find("the mask is 5 x 6"),
-            std::string::npos);
-  EXPECT_NE(test::error_of([&] {
-              inpaint_biharmonic(img, Tensor::zeros({2, 6, 6}));
-            }).find("(1, H, W)"),
-            std::string::npos);
-  EXPECT_NE(test::error_of([&] {
-              inpaint_biharmonic(Tensor::zeros({6, 6}), Tensor::zeros({6, 6}));
-            }).find("(C, H, W)"),
-            std::string::npos);
+  expect_shape_errors(img, [](const Tensor& image, const Tensor& mask) { return inpaint_biharmonic(image, mask); });
   EXPECT_NE(test::error_of([&] {
               inpaint_biharmonic(img, Tensor::zeros({6, 6}).to(DType::F64));
             }).find("f32"),
