@@ -33,6 +33,7 @@ constexpr double kMaskPositiveWeight = 3.0;
 constexpr double kMaskLossWeight = 3.0;
 constexpr double kFillWeight = 1.0;
 
+#ifndef FG_MINIMAL  // only the losses use it
 // (N, 1, H, W) alpha -> 1 where alpha > threshold, else 0 (f32, CPU).
 Tensor binary_mask(const Tensor& alpha, double threshold) {
   const Tensor a = alpha.to(Device::cpu()).to(DType::F32).contiguous();
@@ -42,6 +43,7 @@ Tensor binary_mask(const Tensor& alpha, double threshold) {
   for (int64_t i = 0; i < out.numel(); ++i) o[i] = double(in[i]) > threshold ? 1.0f : 0.0f;
   return out;
 }
+#endif
 
 // torchvision's ImageNet statistics (what the Dynamic U-Net's encoder and the VGG loss network expect).
 constexpr double kMean[3] = {0.485, 0.456, 0.406};
