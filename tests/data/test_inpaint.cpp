@@ -44,6 +44,17 @@ Tensor affine_image(int64_t C, int64_t H, int64_t W) {
   return img;
 }
 
+// A 17 x 23 mask of separate holes: a scratch across the image, a speck in a corner and a soft blob (0.8).
+Tensor three_holes_mask() {
+  Tensor mask = box_mask(17, 23, 0, 17, 6, 8);
+  float* m = mask.data<float>();
+  for (int64_t y = 0; y < 3; ++y)
+    for (int64_t x = 20; x < 23; ++x) m[y * 23 + x] = 1.0f;
+  for (int64_t y = 9; y < 14; ++y)
+    for (int64_t x = 12; x < 18; ++x) m[y * 23 + x] = 0.8f;
+  return mask;
+}
+
 // The shape errors both fills report (a mask of another size or with channels, an image without channels).
 template <typename Fill>
 void expect_shape_errors(const Tensor& img, Fill fill) {
@@ -75,13 +86,8 @@ TEST(InpaintDiffusion, AffineImageIsFilledToTheSolversTolerance) {
 
 TEST(InpaintDiffusion, KnownPixelsAreUntouchedAndFillsStayInRange) {
   const Tensor clean = test::random_tensor({3, 17, 23}, 5, DType::F32, 0.2, 0.6);
-  // A scratch, a speck touching the border and a blob: several separate holes.
-  Tensor mask = box_mask(17, 23, 0, 17, 6, 8);
-  float* m = mask.data<float>();
-  for (int64_t y = 0; y < 3; ++y)
-    for (int64_t x = 20; x < 23; ++x) m[y * 23 + x] = 1.0f;
-  for (int64_t y = 9; y < 14; ++y)
-    for (int64_t x = 12; x < 18; ++x) m[y * 23 + x] = 0.8f;
+  const Tensor mask = three_holes_mask();
+  const float* m = mask.data<float>();
   const Tensor in = damaged(clean, mask, 1.0f);
   const Tensor out = inpaint_diffusion(in, mask.unsqueeze(0));
   const auto vi = in.to_vector_f32(), vo = out.to_vector_f32();
@@ -143,12 +149,8 @@ double hole_error(const Tensor& a, const Tensor& b, const Tensor& mask) {
 
 TEST(InpaintBiharmonic, KnownPixelsAreUntouchedAndFillsAreValid) {
   const Tensor clean = test::random_tensor({3, 17, 23}, 5, DType::F32, 0.2, 0.6);
-  Tensor mask = box_mask(17, 23, 0, 17, 6, 8);  // a scratch across the image, a corner speck, a soft blob
-  float* m = mask.data<float>();
-  for (int64_t y = 0; y < 3; ++y)
-    for (int64_t x = 20; x < 23; ++x) m[y * 23 + x] = 1.0f;
-  for (int64_t y = 9; y < 14; ++y)
-    for (int64_t x = 12; x < 18; ++x) m[y * 23 + x] = 0.8f;
+  const Tensor mask = three_holes_mask();
+  const float* m = mask.data<float>();
   const Tensor in = damaged(clean, mask, 1.0f);
   const Tensor out = inpaint_biharmonic(in, mask.unsqueeze(0));
   ASSERT_EQ(out.shape(), in.shape());
